@@ -1,0 +1,246 @@
+package state
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// Store holds the state. Safe for concurrent use: one writer (the FSM) and
+// any number of readers, each on its own consistent snapshot.
+type Store struct {
+	db *memdb.MemDB
+	// EventLimit bounds the event log; older events are dropped.
+	eventLimit int
+}
+
+// DefaultEventLimit is how many events the log keeps by default.
+const DefaultEventLimit = 10000
+
+// New returns an empty store keeping at most eventLimit events (<=0: default).
+func New(eventLimit int) *Store {
+	if eventLimit <= 0 {
+		eventLimit = DefaultEventLimit
+	}
+	db, err := memdb.NewMemDB(mustSchema())
+	if err != nil {
+		panic(err) // only on an invalid schema, a programming error
+	}
+	return &Store{db: db, eventLimit: eventLimit}
+}
+
+// EventLimit is the size of the event log.
+func (s *Store) EventLimit() int { return s.eventLimit }
+
+// Snapshot returns a consistent read-only view of the state.
+func (s *Store) Snapshot() *Txn { return &Txn{tx: s.db.Txn(false), store: s} }
+
+// WriteTxn starts the single write transaction (FSM only). Commit or Abort it.
+func (s *Store) WriteTxn() *Txn { return &Txn{tx: s.db.Txn(true), store: s, write: true} }
+
+// Txn is a read or write transaction.
+type Txn struct {
+	tx    *memdb.Txn
+	store *Store
+	write bool
+}
+
+// Commit applies a write transaction.
+func (t *Txn) Commit() { t.tx.Commit() }
+
+// Abort discards a write transaction (no-op for reads).
+func (t *Txn) Abort() { t.tx.Abort() }
+
+// Insert stores obj in table, replacing one with the same id.
+func (t *Txn) Insert(table string, obj any) error { return t.tx.Insert(table, obj) }
+
+// Delete removes obj from table.
+func (t *Txn) Delete(table string, obj any) error { return t.tx.Delete(table, obj) }
+
+func first[T any](t *Txn, table, index string, args ...any) T {
+	var zero T
+	raw, err := t.tx.First(table, index, args...)
+	if err != nil || raw == nil {
+		return zero
+	}
+	return raw.(T)
+}
+
+func all[T any](t *Txn, table, index string, args ...any) []T {
+	it, err := t.tx.Get(table, index, args...)
+	if err != nil {
+		return nil
+	}
+	var out []T
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(T))
+	}
+	return out
+}
+
+// Meta returns a bookkeeping value (0 if unset).
+func (t *Txn) Meta(key string) uint64 {
+	if m := first[*Meta](t, TableMeta, "id", key); m != nil {
+		return m.Value
+	}
+	return 0
+}
+
+// SetMeta sets a bookkeeping value.
+func (t *Txn) SetMeta(key string, v uint64) error {
+	return t.tx.Insert(TableMeta, &Meta{Key: key, Value: v})
+}
+
+// AppliedIndex is the raft index of the last command applied to this state.
+func (t *Txn) AppliedIndex() uint64 { return t.Meta(MetaAppliedIndex) }
+
+// Organization by id, or nil.
+func (t *Txn) Organization(id string) *atollv1.Organization {
+	return first[*atollv1.Organization](t, TableOrganizations, "id", id)
+}
+
+// OrganizationBySlug, or nil.
+func (t *Txn) OrganizationBySlug(slug string) *atollv1.Organization {
+	return first[*atollv1.Organization](t, TableOrganizations, "slug", slug)
+}
+
+// Organizations lists every organization.
+func (t *Txn) Organizations() []*atollv1.Organization {
+	return all[*atollv1.Organization](t, TableOrganizations, "id")
+}
+
+// Project by id, or nil.
+func (t *Txn) Project(id string) *atollv1.Project {
+	return first[*atollv1.Project](t, TableProjects, "id", id)
+}
+
+// Projects of an organization.
+func (t *Txn) Projects(orgID string) []*atollv1.Project {
+	return all[*atollv1.Project](t, TableProjects, "org", orgID)
+}
+
+// Environment by id (deleted ones included), or nil.
+func (t *Txn) Environment(id string) *atollv1.Environment {
+	return first[*atollv1.Environment](t, TableEnvironments, "id", id)
+}
+
+// Environments of an organization (deleted ones included).
+func (t *Txn) Environments(orgID string) []*atollv1.Environment {
+	return all[*atollv1.Environment](t, TableEnvironments, "org", orgID)
+}
+
+// ProjectEnvironments lists the environments of a project (deleted ones included).
+func (t *Txn) ProjectEnvironments(projectID string) []*atollv1.Environment {
+	return all[*atollv1.Environment](t, TableEnvironments, "project", projectID)
+}
+
+// LiveEnvironmentByName finds a not-deleted environment of a project by name (case-insensitive).
+func (t *Txn) LiveEnvironmentByName(projectID, name string) *atollv1.Environment {
+	for _, e := range all[*atollv1.Environment](t, TableEnvironments, "name", projectID, strings.ToLower(name)) {
+		if !e.IsDeleted {
+			return e
+		}
+	}
+	return nil
+}
+
+// LiveEnvironmentBySlug finds a not-deleted environment of a project by slug.
+func (t *Txn) LiveEnvironmentBySlug(projectID, slug string) *atollv1.Environment {
+	for _, e := range all[*atollv1.Environment](t, TableEnvironments, "slug", projectID, slug) {
+		if !e.IsDeleted {
+			return e
+		}
+	}
+	return nil
+}
+
+// EnvironmentVersions lists an environment's history, oldest first.
+func (t *Txn) EnvironmentVersions(envID string) []*atollv1.EnvironmentVersion {
+	vs := all[*EnvVersion](t, TableEnvVersions, "id_prefix", envID)
+	out := make([]*atollv1.EnvironmentVersion, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.Entry)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out
+}
+
+// EnvironmentVersion returns one version of an environment's history, or nil.
+func (t *Txn) EnvironmentVersion(envID string, version int) *atollv1.EnvironmentVersion {
+	if v := first[*EnvVersion](t, TableEnvVersions, "id", envID, version); v != nil {
+		return v.Entry
+	}
+	return nil
+}
+
+// TokenByHash finds a token by the hex SHA-256 of its secret, or nil.
+func (t *Txn) TokenByHash(hash string) *atollv1.Token {
+	return first[*atollv1.Token](t, TableTokens, "hash", hash)
+}
+
+// Token by id, or nil.
+func (t *Txn) Token(id string) *atollv1.Token {
+	return first[*atollv1.Token](t, TableTokens, "id", id)
+}
+
+// Tokens of an organization.
+func (t *Txn) Tokens(orgID string) []*atollv1.Token {
+	return all[*atollv1.Token](t, TableTokens, "org", orgID)
+}
+
+// Servers lists the control-plane servers known to the cluster.
+func (t *Txn) Servers() []*atollv1.ServerMember {
+	return all[*atollv1.ServerMember](t, TableServers, "id")
+}
+
+// Server by id, or nil.
+func (t *Txn) Server(id string) *atollv1.ServerMember {
+	return first[*atollv1.ServerMember](t, TableServers, "id", id)
+}
+
+// EventsAfter returns the retained events with a raft index above index, and
+// a channel closed when new events arrive. dropped is the newest index lost
+// to the bound of the log: a caller with index < dropped has missed events.
+func (t *Txn) EventsAfter(index uint64) (events []*atollv1.Event, dropped uint64, watch <-chan struct{}) {
+	it, err := t.tx.Get(TableEvents, "id")
+	if err != nil {
+		return nil, 0, nil
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if ev := raw.(*EventRecord).Event; ev.Index > index {
+			events = append(events, ev)
+		}
+	}
+	return events, t.Meta(MetaEventsDropped), it.WatchCh()
+}
+
+// AppendEvent adds an event to the log, dropping the oldest beyond the limit.
+func (t *Txn) AppendEvent(ev *atollv1.Event) error {
+	seq := t.Meta(MetaEventSeq) + 1
+	if err := t.SetMeta(MetaEventSeq, seq); err != nil {
+		return err
+	}
+	if err := t.tx.Insert(TableEvents, &EventRecord{Seq: seq, Event: ev}); err != nil {
+		return err
+	}
+	limit := uint64(t.store.eventLimit)
+	if seq <= limit {
+		return nil
+	}
+	old := first[*EventRecord](t, TableEvents, "id", seq-limit)
+	if old == nil {
+		return nil
+	}
+	if err := t.SetMeta(MetaEventsDropped, old.Event.Index); err != nil {
+		return err
+	}
+	return t.tx.Delete(TableEvents, old)
+}
+
+// InsertEnvironmentVersion records one version of an environment's history.
+func (t *Txn) InsertEnvironmentVersion(v *atollv1.EnvironmentVersion) error {
+	return t.tx.Insert(TableEnvVersions, &EnvVersion{EnvID: v.GetEnvironment().GetId(), Version: int(v.Version), Entry: v})
+}
