@@ -1,0 +1,203 @@
+// Package api implements the control plane's gRPC services, their
+// authentication and authorization, and the REST/JSON gateway in front of
+// them. Handlers validate, decide ids and times, and propose one command;
+// the state machine does the checks that must be atomic (uniqueness, quota).
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/atollhq/atoll/controlplane/apierr"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// TokenPrefix starts every API token.
+const TokenPrefix = "atl_"
+
+// Permissions. "*" grants all; "env:*" all env permissions.
+const (
+	PermEnvRead      = "env:read"
+	PermEnvWrite     = "env:write"
+	PermProjectRead  = "project:read"
+	PermProjectWrite = "project:write"
+	PermOrgRead      = "org:read"
+	PermOrgAdmin     = "org:admin"
+	PermTokenAdmin   = "token:admin"
+	PermClusterAdmin = "cluster:admin"
+)
+
+// KnownScopes are the scopes a token may carry.
+var KnownScopes = []string{"*", PermEnvRead, PermEnvWrite, "env:*", PermProjectRead, PermProjectWrite, "project:*",
+	PermOrgRead, PermOrgAdmin, "org:*", PermTokenAdmin, "token:*", PermClusterAdmin, "cluster:*",
+	"app:read", "app:write", "app:*", "node:read", "node:write", "node:*"}
+
+// methodPermissions maps each RPC to the permission it needs. An RPC missing
+// here is refused: new methods are closed until someone decides.
+var methodPermissions = map[string]string{
+	"/atoll.v1.EnvironmentService/CreateEnvironment":     PermEnvWrite,
+	"/atoll.v1.EnvironmentService/GetEnvironment":        PermEnvRead,
+	"/atoll.v1.EnvironmentService/ListEnvironments":      PermEnvRead,
+	"/atoll.v1.EnvironmentService/UpdateEnvironment":     PermEnvWrite,
+	"/atoll.v1.EnvironmentService/DeleteEnvironment":     PermEnvWrite,
+	"/atoll.v1.EnvironmentService/RestoreEnvironment":    PermEnvWrite,
+	"/atoll.v1.EnvironmentService/GetEnvironmentHistory": PermEnvRead,
+	"/atoll.v1.EnvironmentService/GetResourceUsage":      PermEnvRead,
+	"/atoll.v1.EnvironmentService/StartEnvironment":      PermEnvWrite,
+	"/atoll.v1.EnvironmentService/StopEnvironment":       PermEnvWrite,
+	"/atoll.v1.EnvironmentService/WatchEnvironment":      PermEnvRead,
+	"/atoll.v1.ProjectService/CreateProject":             PermProjectWrite,
+	"/atoll.v1.ProjectService/GetProject":                PermProjectRead,
+	"/atoll.v1.ProjectService/ListProjects":              PermProjectRead,
+	"/atoll.v1.ProjectService/UpdateProject":             PermProjectWrite,
+	"/atoll.v1.ProjectService/DeleteProject":             PermProjectWrite,
+	"/atoll.v1.OrganizationService/GetOrganization":      PermOrgRead,
+	"/atoll.v1.OrganizationService/UpdateOrganization":   PermOrgAdmin,
+	"/atoll.v1.OrganizationService/CreateOrganization":   PermClusterAdmin,
+	"/atoll.v1.TokenService/CreateToken":                 PermTokenAdmin,
+	"/atoll.v1.TokenService/ListTokens":                  PermTokenAdmin,
+	"/atoll.v1.TokenService/RevokeToken":                 PermTokenAdmin,
+	"/atoll.v1.TokenService/WhoAmI":                      "",
+	"/atoll.v1.OperatorService/ListRaftPeers":            PermClusterAdmin,
+	"/atoll.v1.OperatorService/RemoveRaftPeer":           PermClusterAdmin,
+	"/atoll.v1.OperatorService/JoinServer":               PermClusterAdmin,
+	"/atoll.v1.OperatorService/SaveSnapshot":             PermClusterAdmin,
+	"/atoll.v1.OperatorService/RestoreSnapshot":          PermClusterAdmin,
+	"/atoll.v1.OperatorService/StateHash":                PermClusterAdmin,
+}
+
+// RegisterPermission declares the permission of an RPC added by another package.
+func RegisterPermission(fullMethod, perm string) { methodPermissions[fullMethod] = perm }
+
+// unauthenticated methods: health checks and reflection.
+func public(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.") || strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
+// Identity is the authenticated caller.
+type Identity struct {
+	TokenID string
+	OrgID   string
+	Name    string
+	Scopes  []string
+}
+
+// Has reports whether the identity holds perm.
+func (id *Identity) Has(perm string) bool { return HasScope(id.Scopes, perm) }
+
+// HasScope reports whether scopes grant perm.
+func HasScope(scopes []string, perm string) bool {
+	if perm == "" {
+		return true
+	}
+	res, _, _ := strings.Cut(perm, ":")
+	return slices.Contains(scopes, "*") || slices.Contains(scopes, perm) || slices.Contains(scopes, res+":*")
+}
+
+type identityKey struct{}
+
+// IdentityFrom returns the caller of an authenticated request.
+func IdentityFrom(ctx context.Context) *Identity {
+	id, _ := ctx.Value(identityKey{}).(*Identity)
+	return id
+}
+
+// WithIdentity is for tests and in-process callers.
+func WithIdentity(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// HashToken is the stored form of a token secret.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// TokenLookup finds a token by the hash of its secret in the current state.
+type TokenLookup func(hash string) *atollv1.Token
+
+func bearer(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		if t, ok := strings.CutPrefix(v, "bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+	}
+	return ""
+}
+
+// Authenticator checks tokens and permissions.
+type Authenticator struct {
+	Lookup TokenLookup
+	Now    func() time.Time
+}
+
+// Authenticate resolves the caller of ctx and checks it may call fullMethod.
+func (a *Authenticator) Authenticate(ctx context.Context, fullMethod string) (context.Context, error) {
+	if public(fullMethod) {
+		return ctx, nil
+	}
+	secret := bearer(ctx)
+	if secret == "" {
+		return nil, apierr.Unauthenticated("missing API token: send the header \"Authorization: Bearer atl_...\" (see `atoll token create`)")
+	}
+	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 256 {
+		return nil, apierr.Unauthenticated("invalid API token: atoll tokens start with \"atl_\"")
+	}
+	hash := HashToken(secret)
+	tok := a.Lookup(hash)
+	if tok == nil || subtle.ConstantTimeCompare([]byte(tok.SecretHash), []byte(hash)) != 1 {
+		return nil, apierr.Unauthenticated("invalid API token: unknown or revoked")
+	}
+	if tok.Revoked {
+		return nil, apierr.Unauthenticated("invalid API token: unknown or revoked")
+	}
+	if tok.ExpiresAt != nil && !tok.ExpiresAt.AsTime().After(a.Now()) {
+		return nil, apierr.Unauthenticated("API token expired; create a new one with `atoll token create`")
+	}
+	perm, known := methodPermissions[fullMethod]
+	if !known {
+		return nil, apierr.PermissionDenied("unknown-method:" + fullMethod)
+	}
+	id := &Identity{TokenID: tok.Id, OrgID: tok.OrgId, Name: tok.Name, Scopes: tok.Scopes}
+	if !id.Has(perm) {
+		return nil, apierr.PermissionDenied(perm)
+	}
+	return WithIdentity(ctx, id), nil
+}
+
+// UnaryInterceptor authenticates unary calls.
+func (a *Authenticator) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx, err := a.Authenticate(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+// StreamInterceptor authenticates streaming calls.
+func (a *Authenticator) StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, err := a.Authenticate(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return h(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+}
+
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrappedStream) Context() context.Context { return w.ctx }

@@ -1,0 +1,399 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// MaxBodyBytes is the largest REST request body accepted (413 above).
+const MaxBodyBytes = 1 << 20
+
+var (
+	jsonOut = protojson.MarshalOptions{EmitUnpopulated: true}
+	jsonIn  = protojson.UnmarshalOptions{}
+)
+
+// NewGateway returns the HTTP handler of a server: REST (grpc-gateway),
+// Connect-style POST /<package>.<Service>/<Method> JSON routes, SSE watch,
+// /metrics and /healthz. It calls the server's own gRPC endpoint, so every
+// REST call goes through the same interceptors (auth, forwarding, metrics).
+func NewGateway(ctx context.Context, grpcAddr string, gatherer prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return nil, err
+	}
+	go func() { <-ctx.Done(); conn.Close() }()
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: jsonIn}),
+		runtime.WithErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+			WriteError(w, err)
+		}),
+		runtime.WithRoutingErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+			msg := fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)
+			c := codes.NotFound
+			if code == http.StatusMethodNotAllowed {
+				c, msg = codes.Unimplemented, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)
+			}
+			writeErrorStatus(w, status.New(c, msg), code)
+		}),
+		runtime.WithForwardResponseOption(func(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+			if m, ok := runtime.RPCMethod(ctx); ok && strings.HasPrefix(m[strings.LastIndexByte(m, '/')+1:], "Create") {
+				w.WriteHeader(http.StatusCreated)
+			}
+			return nil
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(k string) (string, bool) {
+			if strings.HasPrefix(k, "x-atoll-") {
+				return k, true
+			}
+			return "", false
+		}),
+	)
+	for _, reg := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		atollv1.RegisterEnvironmentServiceHandler, atollv1.RegisterProjectServiceHandler,
+		atollv1.RegisterOrganizationServiceHandler, atollv1.RegisterTokenServiceHandler,
+		atollv1.RegisterOperatorServiceHandler,
+	} {
+		if err := reg(ctx, gw, conn); err != nil {
+			return nil, err
+		}
+	}
+	mux := http.NewServeMux()
+	if gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.Handle("GET /v1/environments/{id}/watch", &sseWatch{conn: conn, log: log})
+	mux.Handle("POST /{method...}", connectHandler(conn, gw))
+	mux.Handle("/", rewriteAliases(gw))
+	return limitBody(mux), nil
+}
+
+// rewriteAliases serves the seeds' paths: /environments/... and /api/v1/... as /v1/....
+func rewriteAliases(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case strings.HasPrefix(p, "/api/v1/"):
+			r.URL.Path = "/v1/" + strings.TrimPrefix(p, "/api/v1/")
+		case p == "/environments" || strings.HasPrefix(p, "/environments/"):
+			r.URL.Path = "/v1" + p
+		}
+		r.URL.RawPath = ""
+		next.ServeHTTP(w, r)
+	})
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tooLarge := func() {
+			writeErrorStatus(w, status.Newf(codes.InvalidArgument, "request body larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
+		}
+		if r.ContentLength > MaxBodyBytes {
+			tooLarge()
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				tooLarge()
+				return
+			}
+			writeErrorStatus(w, status.Newf(codes.InvalidArgument, "reading request body: %v", err), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// httpStatus maps a gRPC status to the REST status (documented in docs/api.md).
+func httpStatus(st *status.Status) int {
+	switch st.Code() {
+	case codes.OK:
+		return http.StatusOK
+	case codes.InvalidArgument:
+		return http.StatusBadRequest
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted, codes.FailedPrecondition:
+		return http.StatusConflict
+	case codes.ResourceExhausted:
+		for _, d := range st.Details() {
+			if _, ok := d.(*errdetails.QuotaFailure); ok {
+				return http.StatusUnprocessableEntity
+			}
+		}
+		return http.StatusTooManyRequests
+	case codes.OutOfRange:
+		return http.StatusGone
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.Canceled:
+		return 499
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteError renders err as the REST error body {"code","message","details"}.
+func WriteError(w http.ResponseWriter, err error) {
+	st := status.Convert(err)
+	writeErrorStatus(w, st, httpStatus(st))
+}
+
+type fieldViolation struct {
+	Field       string `json:"field"`
+	Description string `json:"description"`
+}
+
+func writeErrorStatus(w http.ResponseWriter, st *status.Status, code int) {
+	details := map[string]any{}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			var fv []fieldViolation
+			for _, v := range d.FieldViolations {
+				fv = append(fv, fieldViolation{v.Field, v.Description})
+			}
+			details["fieldViolations"] = fv
+		case *errdetails.ErrorInfo:
+			details["reason"] = d.Reason
+			for k, v := range d.Metadata {
+				details[k] = v
+			}
+		case *errdetails.ResourceInfo:
+			details["resourceType"] = d.ResourceType
+			details["resourceId"] = d.ResourceName
+		case *errdetails.QuotaFailure:
+			for _, v := range d.Violations {
+				details["quotaSubject"] = v.Subject
+			}
+		}
+	}
+	body := map[string]any{"code": st.Code().String(), "message": st.Message(), "details": details, "status": code}
+	if st.Code() == codes.InvalidArgument && len(details) == 0 && strings.Contains(st.Message(), "proto") {
+		body["message"] = "invalid request body: " + st.Message()
+	}
+	b, _ := jsonMarshal(body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// connectHandler serves POST /<pkg>.<Service>/<Method> with a JSON request
+// body (Connect's unary JSON protocol); "teabar.v1" is accepted as an alias
+// of "atoll.v1". Other POSTs go to the REST gateway.
+func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
+	aliases := rewriteAliases(rest)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		svc, method, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if !ok || !strings.Contains(svc, ".") || strings.Contains(method, "/") {
+			aliases.ServeHTTP(w, r)
+			return
+		}
+		if p, ok := strings.CutPrefix(svc, "teabar.v1."); ok {
+			svc = "atoll.v1." + p
+		}
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+		sd, isSvc := d.(protoreflect.ServiceDescriptor)
+		if err != nil || !isSvc || !strings.HasPrefix(svc, "atoll.v1.") {
+			writeErrorStatus(w, status.Newf(codes.Unimplemented, "unknown service %q", svc), http.StatusNotFound)
+			return
+		}
+		md := sd.Methods().ByName(protoreflect.Name(method))
+		if md == nil {
+			writeErrorStatus(w, status.Newf(codes.Unimplemented, "service %s has no method %q", svc, method), http.StatusNotFound)
+			return
+		}
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			writeErrorStatus(w, status.Newf(codes.Unimplemented, "%s is a streaming method: use gRPC, or the SSE route GET /v1/environments/{id}/watch", method), http.StatusNotImplemented)
+			return
+		}
+		in, err1 := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+		out, err2 := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+		if err1 != nil || err2 != nil {
+			writeErrorStatus(w, status.New(codes.Internal, "message types not registered"), http.StatusInternalServerError)
+			return
+		}
+		req, resp := in.New().Interface(), out.New().Interface()
+		body, _ := io.ReadAll(r.Body)
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := jsonIn.Unmarshal(body, req); err != nil {
+				writeErrorStatus(w, status.Newf(codes.InvalidArgument, "invalid JSON for %s: %v", md.Input().FullName(), err), http.StatusBadRequest)
+				return
+			}
+		}
+		ctx := outgoingAuth(r)
+		if err := conn.Invoke(ctx, "/"+svc+"/"+method, req, resp); err != nil {
+			WriteError(w, err)
+			return
+		}
+		b, err := jsonOut.Marshal(resp)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	})
+}
+
+func outgoingAuth(r *http.Request) context.Context {
+	md := metadata.MD{}
+	if a := r.Header.Get("Authorization"); a != "" {
+		md.Set("authorization", a)
+	}
+	return metadata.NewOutgoingContext(r.Context(), md)
+}
+
+// sseWatch serves WatchEnvironment as Server-Sent Events. Each event's id is
+// its raft index; a reconnecting client sends Last-Event-ID (or ?fromIndex=)
+// to resume. GET /v1/environments/-/watch?projectId=... watches a project.
+type sseWatch struct {
+	conn *grpc.ClientConn
+	log  *slog.Logger
+}
+
+func (h *sseWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := &atollv1.WatchEnvironmentRequest{ProjectId: r.URL.Query().Get("projectId")}
+	if id := r.PathValue("id"); id != "-" {
+		req.EnvironmentId = id
+	}
+	from := r.Header.Get("Last-Event-ID")
+	if q := r.URL.Query().Get("fromIndex"); q != "" {
+		from = q
+	}
+	if from != "" {
+		if _, err := fmt.Sscan(from, &req.FromIndex); err != nil {
+			writeErrorStatus(w, status.New(codes.InvalidArgument, "fromIndex / Last-Event-ID must be a raft index (a number)"), http.StatusBadRequest)
+			return
+		}
+	}
+	ctx, cancel := context.WithCancel(outgoingAuth(r))
+	defer cancel()
+	stream, err := atollv1.NewEnvironmentServiceClient(h.conn).WatchEnvironment(ctx, req)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	type item struct {
+		ev  *atollv1.EnvironmentEvent
+		err error
+	}
+	ch := make(chan item, 16)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			select {
+			case ch <- item{ev, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// Errors before the first event (auth, not found, compacted) get a normal JSON error.
+	var first item
+	select {
+	case first = <-ch:
+		if first.err != nil {
+			if first.err == io.EOF {
+				return
+			}
+			WriteError(w, first.err)
+			return
+		}
+	case <-time.After(200 * time.Millisecond):
+	case <-r.Context().Done():
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	send := func(ev *atollv1.EnvironmentEvent) bool {
+		b, err := jsonOut.Marshal(ev)
+		if err != nil {
+			return false
+		}
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Index, ev.EventType, b); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	if first.ev != nil && !send(first.ev) {
+		return
+	}
+	if flusher != nil {
+		flusher.Flush()
+	}
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-ping.C:
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		case it := <-ch:
+			if it.err != nil {
+				if it.err != io.EOF {
+					st := status.Convert(it.err)
+					fmt.Fprintf(w, "event: error\ndata: {\"code\":%q,\"message\":%q}\n\n", st.Code().String(), st.Message())
+				}
+				return
+			}
+			if !send(it.ev) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,119 @@
+// Package controlplane is an atoll server: a raft voter holding the state,
+// serving the gRPC and REST APIs, forwarding writes to the leader and running
+// the leader-only loops.
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config of a server. Start from DefaultConfig.
+type Config struct {
+	// NodeID names this server in raft; persisted in DataDir if empty.
+	NodeID  string
+	DataDir string
+	// RaftAddr is where raft listens ("host:port", ":0" picks a port);
+	// RaftAdvertise is what peers dial (default: the bound address).
+	RaftAddr, RaftAdvertise string
+	GRPCAddr, HTTPAddr      string
+	// GRPCAdvertise is the address other servers use to forward to this one.
+	GRPCAdvertise string
+
+	// Bootstrap a new cluster with this server as its only voter, and create
+	// the first organization and its admin token.
+	Bootstrap bool
+	// Join lists gRPC addresses of servers of an existing cluster.
+	Join      []string
+	JoinToken string
+
+	EventLimit   int
+	MaxTTL       time.Duration
+	ReapInterval time.Duration
+	OrgName      string
+
+	// Raft timing and log compaction.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+	// ApplyTimeout bounds one raft apply.
+	ApplyTimeout time.Duration
+
+	LogOutput io.Writer
+	LogLevel  string // debug, info, warn, error
+	Registry  prometheus.Registerer
+	// Gatherer serves /metrics (defaults to Registry when it is a *prometheus.Registry).
+	Gatherer prometheus.Gatherer
+	// OnAdminToken is called once with the bootstrap admin token (default: print to LogOutput).
+	OnAdminToken func(secret string)
+}
+
+// DefaultConfig returns a config for a single server on localhost.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:            "atoll-data",
+		RaftAddr:           "127.0.0.1:7072",
+		GRPCAddr:           "127.0.0.1:7071",
+		HTTPAddr:           "127.0.0.1:7070",
+		EventLimit:         10000,
+		MaxTTL:             720 * time.Hour,
+		ReapInterval:       5 * time.Second,
+		OrgName:            "default",
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		SnapshotInterval:   120 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		ApplyTimeout:       10 * time.Second,
+		LogOutput:          os.Stderr,
+		LogLevel:           "info",
+	}
+}
+
+// Validate returns every problem of the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is required (--data-dir)"))
+	}
+	for name, v := range map[string]string{"raft address (--raft-addr)": c.RaftAddr, "gRPC address (--grpc-addr)": c.GRPCAddr, "HTTP address (--http-addr)": c.HTTPAddr} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		errs = append(errs, errors.New("--bootstrap and --join exclude each other: bootstrap the first server, join the others"))
+	}
+	if len(c.Join) > 0 && c.JoinToken == "" {
+		errs = append(errs, errors.New("--join needs a token with cluster:admin (--token or ATOLL_TOKEN)"))
+	}
+	if c.EventLimit < 1 {
+		errs = append(errs, errors.New("event limit must be at least 1"))
+	}
+	if c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < c.HeartbeatTimeout {
+		errs = append(errs, errors.New("raft: heartbeat timeout must be >= 5ms and election timeout >= heartbeat timeout"))
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		errs = append(errs, errors.New("raft: leader lease timeout must not exceed the heartbeat timeout"))
+	}
+	if c.ApplyTimeout <= 0 || c.ReapInterval <= 0 {
+		errs = append(errs, errors.New("apply timeout and reap interval must be positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level %q: must be debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,136 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/atollhq/atoll/controlplane/apierr"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+	"google.golang.org/grpc/metadata"
+)
+
+// ServerID implements api.Operator.
+func (s *Server) ServerID() string { return s.id }
+
+// RaftPeers lists the raft configuration with each server's gRPC address.
+func (s *Server) RaftPeers(context.Context) ([]*atollv1.RaftPeer, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	_, leader := s.raft.LeaderWithID()
+	st, _ := s.fsm.State()
+	tx := st.Snapshot()
+	var out []*atollv1.RaftPeer
+	for _, srv := range f.Configuration().Servers {
+		p := &atollv1.RaftPeer{Id: string(srv.ID), Address: string(srv.Address), Leader: srv.ID == leader, Voter: srv.Suffrage == raft.Voter}
+		if m := tx.Server(string(srv.ID)); m != nil {
+			p.GrpcAddress = m.GrpcAddress
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// RemovePeer removes a server from the raft configuration (leader only; forwarded).
+func (s *Server) RemovePeer(_ context.Context, id string) error {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == id {
+			return s.raft.RemoveServer(srv.ID, 0, s.cfg.ApplyTimeout).Error()
+		}
+	}
+	return apierr.NotFound("raft peer", id)
+}
+
+// SaveSnapshot writes the state as of now (read on the leader, after confirming leadership).
+func (s *Server) SaveSnapshot(ctx context.Context, w io.Writer) error {
+	if s.raft.State() != raft.Leader {
+		return s.forwardSnapshotSave(ctx, w)
+	}
+	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+		return apierr.Unavailable("snapshot: %v", err)
+	}
+	st, _ := s.fsm.State()
+	return st.Snapshot().Persist(w)
+}
+
+func (s *Server) forwardSnapshotSave(ctx context.Context, w io.Writer) error {
+	conn, _, err := s.leaderConn(ctx)
+	if err != nil || conn == nil {
+		return apierr.Unavailable("no leader to take the snapshot: %v", err)
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	stream, err := atollv1.NewOperatorServiceClient(conn).SaveSnapshot(metadata.NewOutgoingContext(ctx, md), &atollv1.SaveSnapshotRequest{})
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(c.Data); err != nil {
+			return err
+		}
+	}
+}
+
+// RestoreSnapshot replaces the cluster's state with a saved one (leader only).
+func (s *Server) RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return 0, err
+	}
+	if s.raft.State() != raft.Leader {
+		conn, _, err := s.leaderConn(ctx)
+		if err != nil || conn == nil {
+			return 0, apierr.Unavailable("no leader to restore the snapshot: %v", err)
+		}
+		md, _ := metadata.FromIncomingContext(ctx)
+		stream, err := atollv1.NewOperatorServiceClient(conn).RestoreSnapshot(metadata.NewOutgoingContext(ctx, md))
+		if err != nil {
+			return 0, err
+		}
+		for b := data; len(b) > 0; {
+			n := min(len(b), 256<<10)
+			if err := stream.Send(&atollv1.SnapshotChunk{Data: b[:n]}); err != nil {
+				return 0, err
+			}
+			b = b[n:]
+		}
+		resp, err := stream.CloseAndRecv()
+		if err != nil {
+			return 0, err
+		}
+		return resp.Index, nil
+	}
+	// Refuse garbage before raft sees it.
+	if _, err := stateRestoreCheck(data); err != nil {
+		return 0, apierr.InvalidField("snapshot", "%v", err)
+	}
+	st, _ := s.fsm.State()
+	members := st.Snapshot().Servers()
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(data))}
+	if err := s.raft.Restore(meta, bytes.NewReader(data), s.cfg.ApplyTimeout); err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	// The restored state names the servers of the cluster it came from:
+	// record this cluster's servers again so forwarding keeps working.
+	for _, m := range members {
+		if _, err := s.applySystem(&atollv1.Command{Cmd: &atollv1.Command_UpsertServer{UpsertServer: &atollv1.UpsertServerCmd{Server: m}}}); err != nil {
+			return 0, err
+		}
+	}
+	return s.raft.AppliedIndex(), nil
+}

@@ -1,0 +1,435 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/atollhq/atoll/controlplane/api"
+	"github.com/atollhq/atoll/controlplane/apierr"
+	"github.com/atollhq/atoll/controlplane/fsm"
+	"github.com/atollhq/atoll/controlplane/state"
+	"github.com/atollhq/atoll/metrics"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// Server is one control-plane server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	id      string
+	fsm     *fsm.FSM
+	raft    *raft.Raft
+	trans   *raft.NetworkTransport
+	logs    *raftboltdb.BoltStore
+	metrics *metrics.ControlPlane
+
+	grpcLis, httpLis net.Listener
+	grpc             *grpc.Server
+	http             *http.Server
+	health           *health.Server
+
+	leaderReady atomic.Bool
+	notifyCh    chan bool
+
+	connMu sync.Mutex
+	conns  map[string]*grpc.ClientConn
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+}
+
+// New creates a server, opens its raft log and binds its listeners. Call
+// Start to serve.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config:\n%w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "raft", "snapshots"), 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	log := newLogger(cfg.LogOutput, cfg.LogLevel)
+	id, err := nodeID(cfg)
+	if err != nil {
+		return nil, err
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, cfg.Gatherer = r, r
+	}
+	if cfg.Gatherer == nil {
+		if g, ok := reg.(prometheus.Gatherer); ok {
+			cfg.Gatherer = g
+		}
+	}
+	s := &Server{cfg: cfg, log: log.With("server", id), id: id, conns: map[string]*grpc.ClientConn{}, notifyCh: make(chan bool, 16)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.metrics = metrics.NewControlPlane(reg)
+	s.fsm = fsm.New(cfg.EventLimit, s.log, s.metrics)
+	if err := s.setupRaft(); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	s.registerRaftMetrics(reg)
+	if err := s.listen(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func nodeID(cfg Config) (string, error) {
+	if cfg.NodeID != "" {
+		return cfg.NodeID, nil
+	}
+	path := filepath.Join(cfg.DataDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	id := api.NewID("srv")
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("persist node id: %w", err)
+	}
+	return id, nil
+}
+
+func (s *Server) setupRaft() error {
+	cfg := s.cfg
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.id)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = 512
+	rc.BatchApplyCh = true
+	rc.NotifyCh = s.notifyCh
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: cfg.LogOutput, Level: hclog.LevelFromString(map[string]string{"debug": "debug", "info": "warn", "warn": "warn", "error": "error"}[cfg.LogLevel])})
+
+	dir := filepath.Join(cfg.DataDir, "raft")
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log %s: %w", dir, err)
+	}
+	s.logs = store
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		return err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dir), 3, rc.Logger)
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	lis, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("raft listen on %s: %w", cfg.RaftAddr, err)
+	}
+	var adv net.Addr
+	if cfg.RaftAdvertise != "" {
+		if adv, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
+			lis.Close()
+			return fmt.Errorf("raft advertise address: %w", err)
+		}
+	} else if a := lis.Addr().(*net.TCPAddr); a.IP.IsUnspecified() {
+		lis.Close()
+		return fmt.Errorf("raft address %s is unspecified: set --raft-advertise to an address peers can reach", cfg.RaftAddr)
+	}
+	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: &streamLayer{Listener: lis, advertise: adv}, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
+	})
+	existing, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		return err
+	}
+	r, err := raft.NewRaft(rc, s.fsm, logs, store, snaps, s.trans)
+	if err != nil {
+		s.trans.Close()
+		return fmt.Errorf("start raft: %w", err)
+	}
+	s.raft = r
+	if cfg.Bootstrap && !existing {
+		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) listen() error {
+	var err error
+	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("gRPC listen on %s: %w", s.cfg.GRPCAddr, err)
+	}
+	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("HTTP listen on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	return nil
+}
+
+// ID is this server's raft id.
+func (s *Server) ID() string { return s.id }
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// RaftAddr is the raft address peers dial.
+func (s *Server) RaftAddr() string { return string(s.trans.LocalAddr()) }
+
+// Raft exposes the raft node (tests, operator tooling).
+func (s *Server) Raft() *raft.Raft { return s.raft }
+
+// FSM exposes the state machine (tests).
+func (s *Server) FSM() *fsm.FSM { return s.fsm }
+
+// State implements api.Backend.
+func (s *Server) State() (*state.Store, <-chan struct{}) { return s.fsm.State() }
+
+func (s *Server) grpcAdvertise() string {
+	if s.cfg.GRPCAdvertise != "" {
+		return s.cfg.GRPCAdvertise
+	}
+	return loopbackIfUnspecified(s.GRPCAddr())
+}
+
+func loopbackIfUnspecified(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+func (s *Server) member() *atollv1.ServerMember {
+	return &atollv1.ServerMember{Id: s.id, RaftAddress: s.RaftAddr(), GrpcAddress: s.grpcAdvertise(), HttpAddress: loopbackIfUnspecified(s.HTTPAddr())}
+}
+
+// Start serves the APIs and runs the background loops until Close.
+func (s *Server) Start() error {
+	services := api.NewServices(s, s, api.Options{MaxTTL: s.cfg.MaxTTL, Log: s.log})
+	auth := &api.Authenticator{Lookup: s.lookupToken, Now: time.Now}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(8<<20),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.metricsUnary, s.forwardUnary, auth.UnaryInterceptor),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.metricsStream, auth.StreamInterceptor),
+	)
+	services.Register(s.grpc)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	gw, err := api.NewGateway(s.ctx, s.grpcAdvertise(), s.cfg.Gatherer, s.log)
+	if err != nil {
+		return err
+	}
+	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.monitorLeadership()
+	}()
+	if len(s.cfg.Join) > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.joinLoop()
+		}()
+	}
+	s.log.Info("server started", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "raft", s.RaftAddr())
+	return nil
+}
+
+func (s *Server) lookupToken(hash string) *atollv1.Token {
+	st, _ := s.fsm.State()
+	return st.Snapshot().TokenByHash(hash)
+}
+
+// IsLeader reports whether this server leads and has caught up with its term.
+func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader && s.leaderReady.Load() }
+
+// Apply implements api.Backend: the one way to write (raftApply).
+func (s *Server) Apply(ctx context.Context, cmd *atollv1.Command) (*fsm.Result, error) {
+	if s.raft.State() != raft.Leader {
+		return nil, apierr.Unavailable("this server is not the leader; retry (the request is forwarded automatically unless it already was)")
+	}
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	start := time.Now()
+	f := s.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, apierr.Unavailable("leadership changed while applying: %v; the write may or may not have been applied, re-read and retry", err)
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, apierr.Unavailable("the cluster is overloaded (raft apply timed out after %s); retry", timeout)
+		}
+		return nil, apierr.Unavailable("raft apply failed: %v", err)
+	}
+	s.metrics.RaftApply.Observe(time.Since(start).Seconds())
+	res, ok := f.Response().(*fsm.Result)
+	if !ok {
+		return nil, fmt.Errorf("unexpected apply response %T", f.Response())
+	}
+	return res, nil
+}
+
+// applySystem applies a command on behalf of the server itself.
+func (s *Server) applySystem(cmd *atollv1.Command) (*fsm.Result, error) {
+	if cmd.Time == nil {
+		cmd.Time = timestamppb.Now()
+	}
+	if cmd.Actor == "" {
+		cmd.Actor = "system"
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	res, err := s.Apply(ctx, cmd)
+	if err == nil && res.Err != nil {
+		err = res.Err
+	}
+	return res, err
+}
+
+// Close stops serving and shuts raft down.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.cancel()
+		if s.health != nil {
+			s.health.Shutdown()
+		}
+		if s.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.http.Shutdown(ctx)
+			cancel()
+		} else if s.httpLis != nil {
+			s.httpLis.Close()
+		}
+		if s.grpc != nil {
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(2 * time.Second):
+				s.grpc.Stop()
+			}
+		} else if s.grpcLis != nil {
+			s.grpcLis.Close()
+		}
+		if s.raft != nil {
+			err = s.raft.Shutdown().Error()
+		}
+		if s.trans != nil {
+			s.trans.Close()
+		}
+		s.wg.Wait()
+		s.connMu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.connMu.Unlock()
+		if s.logs != nil {
+			s.logs.Close()
+		}
+	})
+	return err
+}
+
+// conn returns a cached client connection to another server.
+func (s *Server) conn(addr string) (*grpc.ClientConn, error) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if c, ok := s.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	s.conns[addr] = c
+	return c, nil
+}
+
+// leaderConn waits (bounded by ctx) for a known leader and returns a connection to it.
+func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, string, error) {
+	for {
+		_, id := s.raft.LeaderWithID()
+		if id != "" {
+			if id == raft.ServerID(s.id) {
+				return nil, s.id, nil
+			}
+			st, _ := s.fsm.State()
+			if m := st.Snapshot().Server(string(id)); m != nil {
+				c, err := s.conn(m.GrpcAddress)
+				return c, string(id), err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if id == "" {
+				return nil, "", apierr.Unavailable("no raft leader: the cluster has no quorum (check `atoll operator raft list-peers` and that a majority of servers is up)")
+			}
+			return nil, "", apierr.Unavailable("the address of leader %s is not known yet; retry", id)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
