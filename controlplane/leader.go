@@ -37,8 +37,8 @@ func (s *Server) monitorLeadership() {
 				s.log.Info("lost leadership")
 				continue
 			}
-			var ctx context.Context
-			ctx, cancel = context.WithCancel(s.ctx)
+			ctx, leaderCancel := context.WithCancel(s.ctx)
+			cancel = leaderCancel
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// clientOpts are the flags every client command takes.
+type clientOpts struct {
+	addr, token, output string
+}
+
+func (o *clientOpts) register(fs *flag.FlagSet, getenv func(string) string) {
+	addr := getenv("ATOLL_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:7071"
+	}
+	fs.StringVar(&o.addr, "addr", addr, "gRPC address of any atoll server (env ATOLL_ADDR)")
+	fs.StringVar(&o.token, "token", getenv("ATOLL_TOKEN"), "API token (env ATOLL_TOKEN)")
+	fs.StringVar(&o.output, "o", "table", "output: table or json")
+}
+
+// dial connects to the server and returns a context carrying the token.
+func (o *clientOpts) dial(ctx context.Context) (*grpc.ClientConn, context.Context, error) {
+	if o.output != "table" && o.output != "json" {
+		return nil, nil, usagef("-o must be table or json, not %q", o.output)
+	}
+	if o.token == "" {
+		return nil, nil, usagef("no API token: set ATOLL_TOKEN (e.g. export ATOLL_TOKEN=$(cat atoll-data/admin.token)) or pass --token")
+	}
+	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w", o.addr, err)
+	}
+	return conn, metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+o.token), nil
+}
+
+// explain turns an API error into a message that says what to do.
+func (o *clientOpts) explain(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		return fmt.Errorf("cannot reach atoll at %s: %s\n  is the server running? (go run ./cmd/atoll dev) is ATOLL_ADDR right?", o.addr, st.Message())
+	case codes.Unauthenticated:
+		return fmt.Errorf("%s\n  check ATOLL_TOKEN (a dev server's admin token is in atoll-data/admin.token)", st.Message())
+	}
+	return fmt.Errorf("%s: %s", strings.ToLower(strings.ReplaceAll(st.Code().String(), "_", " ")), st.Message())
+}
+
+var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}
+
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := jsonOut.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// table writes aligned columns.
+func table(w io.Writer, header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
