@@ -22,10 +22,19 @@ type cluster struct {
 
 	labels map[string]*labelColumn // built on first use of a key
 
-	// Per-request scratch, reset after each request.
+	// Per-request scratch.
 	appCount []int32 // replicas of the current app, by node index
 	touched  []int32 // nodes with appCount > 0
 	heap     candidates
+
+	// The heap is kept from one request to the next one when they have the
+	// same shape (see reusable): it then only needs the nodes in dirty (those
+	// the previous request placed on or counted) and the new app's nodes
+	// refreshed, instead of a scan of every node.
+	last    *Request // request the heap was last built or refreshed for
+	dirty   []int32
+	cursor  int // next node to scan when the heap runs dry
+	scanned int // nodes scanned for last
 }
 
 // labelColumn holds, for one label key, the interned value of every node
@@ -74,7 +83,7 @@ func newCluster(nodes []Node, seed int64) (*cluster, error) {
 	c.inv = make([]invAlloc, n)
 	c.ports = make([]map[uint32]struct{}, n)
 	c.appCount = make([]int32, n)
-	c.heap.score = make([]int64, n)
+	c.heap = newCandidates(n)
 	for i, k := range order {
 		nd := &nodes[k.at]
 		c.nodes[i] = nd
@@ -248,6 +257,24 @@ func (c *cluster) explain(req *Request) Explanation {
 	return ex.result()
 }
 
+// refresh re-checks nodes whose state changed since the heap was built for
+// a request of the same shape. A node not in the heap was infeasible for that
+// shape and stays so: resources and ports are only ever taken, and max per
+// node disables reuse.
+func (c *cluster) refresh(nodes []int32, cr *compiled) {
+	h := &c.heap
+	for _, i := range nodes {
+		if !h.has(i) {
+			continue
+		}
+		if c.feasible(i, cr) {
+			h.update(i, c.score(i, cr))
+		} else {
+			h.remove(i)
+		}
+	}
+}
+
 // countApp adds one replica of the current app on node i.
 func (c *cluster) countApp(i int32) {
 	if c.appCount[i] == 0 {
@@ -256,9 +283,12 @@ func (c *cluster) countApp(i int32) {
 	c.appCount[i]++
 }
 
+// resetAppCounts clears the counts of the current app; the nodes it had
+// replicas on become dirty for a reused heap.
 func (c *cluster) resetAppCounts() {
 	for _, i := range c.touched {
 		c.appCount[i] = 0
 	}
+	c.dirty = append(c.dirty[:0], c.touched...)
 	c.touched = c.touched[:0]
 }

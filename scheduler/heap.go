@@ -3,10 +3,20 @@ package scheduler
 // candidates is a binary max-heap of node indexes ordered by score, then by
 // node index. Node indexes are in the cluster's canonical order (seeded hash
 // of the id, then id), so equal scores are broken by that hash, whatever the
-// input order. It allocates only when it grows.
+// input order. pos lets a node already in the heap be updated or removed
+// when its state changes. It allocates only when it grows.
 type candidates struct {
 	idx   []int32
-	score []int64 // by node index; only entries of nodes in idx are meaningful
+	score []int64 // by node index; meaningful for nodes in idx
+	pos   []int32 // by node index: position in idx, or -1
+}
+
+func newCandidates(n int) candidates {
+	h := candidates{score: make([]int64, n), pos: make([]int32, n)}
+	for i := range h.pos {
+		h.pos[i] = -1
+	}
+	return h
 }
 
 func (h *candidates) better(a, b int32) bool {
@@ -17,35 +27,77 @@ func (h *candidates) better(a, b int32) bool {
 	return a < b
 }
 
-func (h *candidates) reset()         { h.idx = h.idx[:0] }
-func (h *candidates) len() int       { return len(h.idx) }
-func (h *candidates) top() int32     { return h.idx[0] }
-func (h *candidates) append(i int32) { h.idx = append(h.idx, i) }
+func (h *candidates) len() int         { return len(h.idx) }
+func (h *candidates) top() int32       { return h.idx[0] }
+func (h *candidates) has(i int32) bool { return h.pos[i] >= 0 }
+
+func (h *candidates) reset() {
+	for _, i := range h.idx {
+		h.pos[i] = -1
+	}
+	h.idx = h.idx[:0]
+}
+
+// append adds node i with the given score; call init after a batch.
+func (h *candidates) append(i int32, score int64) {
+	h.score[i] = score
+	h.pos[i] = int32(len(h.idx))
+	h.idx = append(h.idx, i)
+}
 
 // init restores the heap order after appends.
 func (h *candidates) init() {
-	for i := len(h.idx)/2 - 1; i >= 0; i-- {
-		h.down(i)
+	for k := len(h.idx)/2 - 1; k >= 0; k-- {
+		h.down(k)
 	}
 }
 
-// pop removes the top.
-func (h *candidates) pop() {
+// update sets the score of node i, which is in the heap.
+func (h *candidates) update(i int32, score int64) {
+	h.score[i] = score
+	k := int(h.pos[i])
+	if !h.up(k) {
+		h.down(k)
+	}
+}
+
+// remove takes node i, which is in the heap, out of it.
+func (h *candidates) remove(i int32) {
+	k := int(h.pos[i])
 	last := len(h.idx) - 1
-	h.idx[0] = h.idx[last]
+	if k != last {
+		h.swap(k, last)
+	}
 	h.idx = h.idx[:last]
-	if last > 0 {
-		h.down(0)
+	h.pos[i] = -1
+	if k != last && !h.up(k) {
+		h.down(k)
 	}
 }
 
-// fixTop restores the order after the top's score changed.
-func (h *candidates) fixTop() { h.down(0) }
+func (h *candidates) swap(a, b int) {
+	h.idx[a], h.idx[b] = h.idx[b], h.idx[a]
+	h.pos[h.idx[a]] = int32(a)
+	h.pos[h.idx[b]] = int32(b)
+}
 
-func (h *candidates) down(i int) {
+func (h *candidates) up(k int) bool {
+	moved := false
+	for k > 0 {
+		p := (k - 1) / 2
+		if !h.better(h.idx[k], h.idx[p]) {
+			break
+		}
+		h.swap(k, p)
+		k, moved = p, true
+	}
+	return moved
+}
+
+func (h *candidates) down(k int) {
 	n := len(h.idx)
 	for {
-		l := 2*i + 1
+		l := 2*k + 1
 		if l >= n {
 			return
 		}
@@ -53,10 +105,10 @@ func (h *candidates) down(i int) {
 		if r := l + 1; r < n && h.better(h.idx[r], h.idx[l]) {
 			best = r
 		}
-		if !h.better(h.idx[best], h.idx[i]) {
+		if !h.better(h.idx[best], h.idx[k]) {
 			return
 		}
-		h.idx[i], h.idx[best] = h.idx[best], h.idx[i]
-		i = best
+		h.swap(k, best)
+		k = best
 	}
 }

@@ -36,13 +36,13 @@ func genInput(t *rapid.T) (Input, Options) {
 		}
 		in.Nodes = append(in.Nodes, n)
 	}
-	apps := []string{"app0", "app1", "app2", "app3", "app4", "other"}
+	apps := []string{"app0", "app1", "app2", "app3", "app4", "app5", "app6", "app7", "other"}
 	nodeIDs := []string{"ghost"}
 	for _, n := range in.Nodes {
 		nodeIDs = append(nodeIDs, n.ID)
 	}
 	portSets := [][]HostPort{nil, nil, nil, {{Port: 80}}, {{Port: 80}, {Port: 53, Protocol: UDP}}, {{Port: 53}}}
-	for i := range rapid.IntRange(0, 16).Draw(t, "allocs") {
+	for i := range rapid.IntRange(0, 20).Draw(t, "allocs") {
 		in.Allocations = append(in.Allocations, Allocation{
 			ID:     fmt.Sprintf("alloc%d", i),
 			AppID:  rapid.SampledFrom(apps).Draw(t, "allocApp"),
@@ -56,7 +56,7 @@ func genInput(t *rapid.T) (Input, Options) {
 		})
 	}
 	constraintPool := []string{"zone=a", "zone!=b", "zone in (a,b)", "zone notin (c)", "disk=ssd", "disk notin (hdd)", "zone in (x)"}
-	for _, app := range rapid.SliceOfNDistinct(rapid.SampledFrom(apps[:5]), 0, 5, rapid.ID[string]).Draw(t, "reqApps") {
+	for _, app := range rapid.SliceOfNDistinct(rapid.SampledFrom(apps[:8]), 0, 8, rapid.ID[string]).Draw(t, "reqApps") {
 		r := Request{
 			AppID:    app,
 			Replicas: rapid.IntRange(0, 8).Draw(t, "replicas"),
@@ -75,6 +75,11 @@ func genInput(t *rapid.T) (Input, Options) {
 				t.Fatal(err)
 			}
 			r.Constraints = append(r.Constraints, c)
+		}
+		// Often the same shape as the previous request (heap reuse path).
+		if k := len(in.Requests); k > 0 && rapid.IntRange(0, 2).Draw(t, "sameShape") == 0 {
+			prev := in.Requests[k-1]
+			r.Resources, r.Constraints, r.HostPorts, r.MaxPerNode, r.Strategy = prev.Resources, prev.Constraints, prev.HostPorts, prev.MaxPerNode, prev.Strategy
 		}
 		if rapid.IntRange(0, 19).Draw(t, "invalid") == 0 {
 			r.Replicas = -1
@@ -255,6 +260,11 @@ func TestPropertyDeterministic(t *testing.T) {
 		if !reflect.DeepEqual(p1, p2) {
 			t.Fatalf("two runs differ:\n%+v\n%+v", p1, p2)
 		}
+		noReuse := opts
+		noReuse.noReuse = true
+		if p4, _ := Schedule(in, noReuse); !reflect.DeepEqual(p1, p4) {
+			t.Fatalf("heap reuse changed the plan:\n%+v\n%+v", p1, p4)
+		}
 		shuffled := Input{
 			Nodes:       rapid.Permutation(in.Nodes).Draw(t, "nodes"),
 			Allocations: rapid.Permutation(in.Allocations).Draw(t, "allocs"),
@@ -322,6 +332,34 @@ func TestFastPathMatchesFiltersAndScorers(t *testing.T) {
 				}
 			}
 			c.resetAppCounts()
+		}
+	})
+}
+
+// Requests of the same shape share one heap (only the nodes the previous
+// request touched are refreshed); the plan must be exactly the one a fresh
+// scan per request gives.
+func TestPropertyHeapReuseMatchesFreshHeap(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		in, opts := genInput(t)
+		opts.SampleSize = 0
+		for i := range in.Requests {
+			r := &in.Requests[i]
+			r.MaxPerNode = 0
+			if i > 0 && rapid.Bool().Draw(t, "shapeOfFirst") {
+				f := in.Requests[0]
+				r.Resources, r.Constraints, r.HostPorts, r.Strategy = f.Resources, f.Constraints, f.HostPorts, f.Strategy
+			}
+		}
+		p1, err := Schedule(in, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPlan(t, in, p1)
+		opts.noReuse = true
+		p2, _ := Schedule(in, opts)
+		if !reflect.DeepEqual(p1, p2) {
+			t.Fatalf("heap reuse changed the plan:\n%+v\n%+v", p1, p2)
 		}
 	})
 }

@@ -443,3 +443,28 @@ func TestScheduleSeedChangesTieBreakOnly(t *testing.T) {
 		t.Errorf("40 seeds chose only %d distinct nodes among 8 equal ones: ties not hashed by seed", len(seen))
 	}
 }
+
+func TestScheduleSpreadReusedHeapSeesNewAppsReplicas(t *testing.T) {
+	// "a" and "b" have the same shape, so b reuses a's heap. b already runs
+	// on node z (an allocation using nothing, so z looks as idle as any
+	// node): spread must still avoid z, whichever node z is in tie order.
+	for _, z := range []string{"n1", "n2", "n3"} {
+		for seed := range int64(5) {
+			in := Input{
+				Nodes:       []Node{node("n1", res(4000, 4096, 0)), node("n2", res(4000, 4096, 0)), node("n3", res(4000, 4096, 0))},
+				Allocations: []Allocation{{ID: "b0", AppID: "b", NodeID: z}},
+				Requests: []Request{
+					{AppID: "a", Replicas: 1, Resources: res(100, 64, 0), Strategy: Spread},
+					{AppID: "b", Replicas: 2, Resources: res(100, 64, 0), Strategy: Spread},
+				},
+			}
+			p := mustSchedule(t, in, Options{Seed: seed})
+			if len(p.Placements) != 2 || p.Placements[1].AppID != "b" {
+				t.Fatalf("placements %+v", p.Placements)
+			}
+			if p.Placements[1].NodeID == z || p.Placements[1].NodeID == p.Placements[0].NodeID {
+				t.Errorf("z=%s seed=%d: b placed on %s (a on %s), want the third node", z, seed, p.Placements[1].NodeID, p.Placements[0].NodeID)
+			}
+		}
+	}
+}

@@ -194,6 +194,9 @@ type Options struct {
 	// onDecision, when set (tests and benchmarks only), is called after each
 	// replica decision, placed or not.
 	onDecision func()
+	// noReuse turns off heap reuse between requests of the same shape
+	// (tests: the plan must not change).
+	noReuse bool
 }
 
 // Plan is the output of Schedule.
