@@ -172,6 +172,23 @@ func httpStatus(st *status.Status) int {
 	return http.StatusInternalServerError
 }
 
+// CodeName is the canonical upper-case name of a gRPC code (NOT_FOUND, ...).
+func CodeName(c codes.Code) string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return "UNKNOWN"
+}
+
+var codeNames = map[codes.Code]string{
+	codes.OK: "OK", codes.Canceled: "CANCELLED", codes.Unknown: "UNKNOWN", codes.InvalidArgument: "INVALID_ARGUMENT",
+	codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.NotFound: "NOT_FOUND", codes.AlreadyExists: "ALREADY_EXISTS",
+	codes.PermissionDenied: "PERMISSION_DENIED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
+	codes.FailedPrecondition: "FAILED_PRECONDITION", codes.Aborted: "ABORTED", codes.OutOfRange: "OUT_OF_RANGE",
+	codes.Unimplemented: "UNIMPLEMENTED", codes.Internal: "INTERNAL", codes.Unavailable: "UNAVAILABLE",
+	codes.DataLoss: "DATA_LOSS", codes.Unauthenticated: "UNAUTHENTICATED",
+}
+
 // WriteError renders err as the REST error body {"code","message","details"}.
 func WriteError(w http.ResponseWriter, err error) {
 	st := status.Convert(err)
@@ -207,7 +224,7 @@ func writeErrorStatus(w http.ResponseWriter, st *status.Status, code int) {
 			}
 		}
 	}
-	body := map[string]any{"code": st.Code().String(), "message": st.Message(), "details": details, "status": code}
+	body := map[string]any{"code": CodeName(st.Code()), "message": st.Message(), "details": details, "status": code}
 	if st.Code() == codes.InvalidArgument && len(details) == 0 && strings.Contains(st.Message(), "proto") {
 		body["message"] = "invalid request body: " + st.Message()
 	}
@@ -387,7 +404,7 @@ func (h *sseWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if it.err != nil {
 				if it.err != io.EOF {
 					st := status.Convert(it.err)
-					fmt.Fprintf(w, "event: error\ndata: {\"code\":%q,\"message\":%q}\n\n", st.Code().String(), st.Message())
+					fmt.Fprintf(w, "event: error\ndata: {\"code\":%q,\"message\":%q}\n\n", CodeName(st.Code()), st.Message())
 				}
 				return
 			}
