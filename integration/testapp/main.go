@@ -25,9 +25,12 @@
 //	testapp id             print "uid=U gid=G"
 //	testapp exit N         exit with code N
 //	testapp stderr TEXT    print TEXT to stderr
+//	testapp emit STEP...   run steps in order: out:TEXT prints TEXT on stdout,
+//	                       err:TEXT on stderr, sleep:MS sleeps, exit:N exits with N
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +38,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -53,8 +57,19 @@ func main() {
 	}
 	addr := net.JoinHostPort("", port)
 	srv := &http.Server{Addr: addr, Handler: newMux(), ReadHeaderTimeout: 10 * time.Second}
+	// As PID 1 the process gets no default signal handling: shut down
+	// cleanly on SIGTERM/SIGINT so that a stop is quick and exits 0.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		sig := <-sigs
+		fmt.Printf("testapp: %v, shutting down\n", sig)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
 	fmt.Printf("testapp listening on %s\n", addr)
-	if err := srv.ListenAndServe(); err != nil {
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		fmt.Fprintf(os.Stderr, "testapp: %v\n", err)
 		os.Exit(1)
 	}
@@ -88,6 +103,26 @@ func subcommand(name string, args []string) int {
 		return code
 	case "stderr":
 		fmt.Fprintln(os.Stderr, strings.Join(args, " "))
+		return 0
+	case "emit":
+		for _, step := range args {
+			kind, arg, _ := strings.Cut(step, ":")
+			switch kind {
+			case "out":
+				fmt.Fprintln(os.Stdout, arg)
+			case "err":
+				fmt.Fprintln(os.Stderr, arg)
+			case "sleep":
+				ms, _ := strconv.Atoi(arg)
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+			case "exit":
+				code, _ := strconv.Atoi(arg)
+				return code
+			default:
+				fmt.Fprintf(os.Stderr, "testapp: unknown emit step %q\n", step)
+				return 2
+			}
+		}
 		return 0
 	default:
 		fmt.Fprintf(os.Stderr, "testapp: unknown subcommand %q\n", name)
