@@ -216,6 +216,10 @@ func (s *Server) RaftAddr() string { return string(s.trans.LocalAddr()) }
 // Raft exposes the raft node (tests, operator tooling).
 func (s *Server) Raft() *raft.Raft { return s.raft }
 
+// LogFirstIndex is the first index still in this server's raft log (0 if
+// empty); it grows as snapshots compact the log.
+func (s *Server) LogFirstIndex() (uint64, error) { return s.logs.FirstIndex() }
+
 // FSM exposes the state machine (tests).
 func (s *Server) FSM() *fsm.FSM { return s.fsm }
 

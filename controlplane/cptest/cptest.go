@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -282,3 +283,54 @@ func Envs(t testing.TB, s *controlplane.Server) atollv1.EnvironmentServiceClient
 
 // Discard is an io.Writer that drops logs.
 var Discard io.Writer = io.Discard
+
+// Snapshots makes servers snapshot and compact their raft log often, so
+// tests can exercise catch-up by InstallSnapshot.
+func Snapshots(threshold, trailing uint64, interval time.Duration) Option {
+	return func(_ int, c *controlplane.Config) {
+		c.SnapshotThreshold, c.TrailingLogs, c.SnapshotInterval = threshold, trailing, interval
+	}
+}
+
+// RaftStat returns a numeric raft stat of a server (0 if absent).
+func RaftStat(s *controlplane.Server, key string) uint64 {
+	v, _ := strconv.ParseUint(s.Raft().Stats()[key], 10, 64)
+	return v
+}
+
+// WaitConverged waits until every live server has applied the same index
+// and holds the same state hash, and returns that hash. Equal indexes with
+// different hashes fail the test at once: the replicas diverged.
+func (c *Cluster) WaitConverged(timeout time.Duration) string {
+	c.t.Helper()
+	var hash string
+	WaitFor(c.t, timeout, "live servers to converge on one state", func() bool {
+		live := c.Live()
+		var idx0 uint64
+		for i, s := range live {
+			h, idx := StateHash(c.t, s)
+			if i == 0 {
+				hash, idx0 = h, idx
+				continue
+			}
+			if idx != idx0 {
+				return false
+			}
+			if h != hash {
+				c.t.Fatalf("servers %s and %s diverged: same applied index %d, hashes %s and %s", live[0].ID(), s.ID(), idx, hash, h)
+			}
+		}
+		return true
+	})
+	return hash
+}
+
+// Ops is a shorthand for an OperatorService client.
+func Ops(t testing.TB, s *controlplane.Server) atollv1.OperatorServiceClient {
+	return atollv1.NewOperatorServiceClient(Conn(t, s))
+}
+
+// Orgs is a shorthand for an OrganizationService client.
+func Orgs(t testing.TB, s *controlplane.Server) atollv1.OrganizationServiceClient {
+	return atollv1.NewOrganizationServiceClient(Conn(t, s))
+}

@@ -1,0 +1,241 @@
+package controlplane_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atollhq/atoll/controlplane"
+	"github.com/atollhq/atoll/controlplane/cptest"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// smallEnv asks for a tiny quota so many environments fit the org quota.
+func smallEnv(name string) *atollv1.CreateEnvironmentRequest {
+	return &atollv1.CreateEnvironmentRequest{Name: name, ResourceQuota: &atollv1.Resources{Cpu: 1, Memory: 1, Storage: 1}}
+}
+
+// requireOnAll checks that every id is in the state of every live server,
+// reading each server's own store (no forwarding).
+func requireOnAll(t *testing.T, c *cptest.Cluster, ids []string) {
+	t.Helper()
+	for _, s := range c.Live() {
+		st, _ := s.State()
+		tx := st.Snapshot()
+		for _, id := range ids {
+			if tx.Environment(id) == nil {
+				t.Fatalf("acknowledged environment %s missing on server %s (applied index %d)", id, s.ID(), tx.AppliedIndex())
+			}
+		}
+	}
+}
+
+func TestClusterFailoverAndCatchUp(t *testing.T) {
+	c := cptest.NewCluster(t, 3)
+	ctx := cptest.Ctx(t, c.AdminToken)
+	leader := c.WaitLeader()
+	followers := c.Followers()
+
+	// Writes through a follower are forwarded and succeed.
+	var acked []string
+	for i := range 10 {
+		e, err := cptest.Envs(t, followers[0]).CreateEnvironment(ctx, smallEnv(fmt.Sprintf("before-%d", i)))
+		if err != nil {
+			t.Fatalf("create via follower: %v", err)
+		}
+		acked = append(acked, e.Id)
+	}
+
+	// A writer keeps going through the surviving follower while the leader dies.
+	survivor := followers[0]
+	envs := cptest.Envs(t, survivor)
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	failed := 0
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			e, err := envs.CreateEnvironment(cctx, smallEnv(fmt.Sprintf("during-%d", i)))
+			cancel()
+			mu.Lock()
+			if err == nil {
+				acked = append(acked, e.Id)
+			} else {
+				failed++ // ambiguous: may or may not have been applied
+			}
+			mu.Unlock()
+			if err != nil {
+				time.Sleep(5 * time.Millisecond) // back off while leadership moves
+			}
+		}
+	}()
+	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	cptest.WaitFor(t, 20*time.Second, "writes before the kill", func() bool { return ackedCount() >= 20 })
+
+	oldIdx := c.Index(leader)
+	c.Kill(oldIdx)
+	newLeader := c.WaitLeader()
+	if newLeader == leader {
+		t.Fatal("killed leader still reported as leader")
+	}
+	n := ackedCount()
+	cptest.WaitFor(t, 30*time.Second, "writes acknowledged by the new leader", func() bool { return ackedCount() >= n+20 })
+	close(stop)
+	<-done
+	t.Logf("acked %d writes, %d failed during failover", len(acked), failed)
+
+	c.WaitConverged(30 * time.Second)
+	requireOnAll(t, c, acked)
+
+	// The killed server restarts on its data dir, rejoins and catches up.
+	c.Restart(oldIdx)
+	c.WaitMembers(3)
+	hash := c.WaitConverged(30 * time.Second)
+	if len(c.Live()) != 3 {
+		t.Fatalf("want 3 live servers, have %d", len(c.Live()))
+	}
+	requireOnAll(t, c, acked)
+	// And it keeps taking writes.
+	if _, err := cptest.Envs(t, c.Servers[oldIdx]).CreateEnvironment(ctx, smallEnv("after-restart")); err != nil {
+		t.Fatalf("create via restarted server: %v", err)
+	}
+	if h := c.WaitConverged(30 * time.Second); h == hash {
+		t.Fatal("state hash did not change after a write")
+	}
+}
+
+func TestClusterCatchUpFromSnapshot(t *testing.T) {
+	const trailing = 16
+	c := cptest.NewCluster(t, 3, cptest.Snapshots(64, trailing, 50*time.Millisecond))
+	ctx := cptest.Ctx(t, c.AdminToken)
+	leader := c.WaitLeader()
+	envs := cptest.Envs(t, leader)
+
+	for i := range 10 {
+		if _, err := envs.CreateEnvironment(ctx, smallEnv(fmt.Sprintf("a-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitConverged(30 * time.Second)
+	victim := c.Followers()[0]
+	vi := c.Index(victim)
+	victimLast := victim.Raft().LastIndex()
+	c.Kill(vi)
+
+	// Write until the live servers have snapshotted and compacted their logs
+	// past everything the victim has: it can only catch up by snapshot.
+	var ids []string
+	compacted := func() bool {
+		for _, s := range c.Live() {
+			first, err := s.LogFirstIndex()
+			if err != nil || first <= victimLast+1 {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; !compacted(); i++ {
+		if i > 5000 {
+			t.Fatalf("logs not compacted past %d after %d writes", victimLast, i)
+		}
+		e, err := envs.CreateEnvironment(ctx, smallEnv(fmt.Sprintf("b-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.Id)
+	}
+	// A few more so the snapshot is not the very last entry.
+	for i := range trailing {
+		e, err := envs.CreateEnvironment(ctx, smallEnv(fmt.Sprintf("c-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.Id)
+	}
+	restoredBefore := cptest.RaftStat(victim, "last_snapshot_index")
+
+	s := c.Restart(vi)
+	c.WaitMembers(3)
+	c.WaitConverged(30 * time.Second)
+	requireOnAll(t, c, ids)
+	snap := cptest.RaftStat(s, "last_snapshot_index")
+	if snap <= victimLast || snap < restoredBefore {
+		t.Fatalf("restarted server's last snapshot index %d: want > %d (its log end when killed), so it installed the leader's snapshot", snap, victimLast)
+	}
+	first, _ := s.LogFirstIndex()
+	t.Logf("victim log ended at %d; after restart: last_snapshot_index=%d, log first index=%d, %d writes", victimLast, snap, first, len(ids))
+}
+
+func TestRaftPeersOverAPI(t *testing.T) {
+	c := cptest.NewCluster(t, 3)
+	ctx := cptest.Ctx(t, c.AdminToken)
+	f := c.Followers()
+	ops := cptest.Ops(t, f[0])
+	// ListRaftPeers is served locally: wait until this follower has applied
+	// every server's addresses.
+	cptest.WaitFor(t, 10*time.Second, "follower to know every server", func() bool {
+		st, _ := f[0].State()
+		return len(st.Snapshot().Servers()) == 3
+	})
+
+	resp, err := ops.ListRaftPeers(ctx, &atollv1.ListRaftPeersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders, voters := 0, 0
+	for _, p := range resp.Peers {
+		if p.Leader {
+			leaders++
+		}
+		if p.Voter {
+			voters++
+		}
+		if p.GrpcAddress == "" || p.Address == "" {
+			t.Errorf("peer %s lacks addresses: %v", p.Id, p)
+		}
+	}
+	if len(resp.Peers) != 3 || voters != 3 || leaders != 1 {
+		t.Fatalf("want 3 voters and 1 leader, got %v", resp.Peers)
+	}
+
+	// Remove the other follower, asking through this one (forwarded to the leader).
+	gone := f[1]
+	if _, err := ops.RemoveRaftPeer(ctx, &atollv1.RemoveRaftPeerRequest{Id: gone.ID()}); err != nil {
+		t.Fatalf("remove peer: %v", err)
+	}
+	c.Kill(c.Index(gone))
+	resp, err = cptest.Ops(t, c.WaitLeader()).ListRaftPeers(ctx, &atollv1.ListRaftPeersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Peers) != 2 {
+		t.Fatalf("want 2 peers after removal, got %v", resp.Peers)
+	}
+	for _, p := range resp.Peers {
+		if p.Id == gone.ID() {
+			t.Fatalf("removed peer %s still listed", p.Id)
+		}
+	}
+	if _, err := ops.RemoveRaftPeer(ctx, &atollv1.RemoveRaftPeerRequest{Id: "no-such-server"}); err == nil {
+		t.Fatal("removing an unknown peer succeeded")
+	}
+	// The two remaining servers still have quorum.
+	if _, err := cptest.Envs(t, f[0]).CreateEnvironment(ctx, smallEnv("after-remove")); err != nil {
+		t.Fatalf("create after removing a peer: %v", err)
+	}
+}
+
+// followerApplied waits until server s has applied index idx.
+func followerApplied(t *testing.T, s *controlplane.Server, idx uint64) {
+	t.Helper()
+	cptest.WaitFor(t, 10*time.Second, fmt.Sprintf("%s to apply index %d", s.ID(), idx), func() bool { return s.Raft().AppliedIndex() >= idx })
+}
