@@ -47,6 +47,19 @@ type Command struct {
 	//	*Command_RestoreEnvironment
 	//	*Command_SetEnvironmentState
 	//	*Command_ExpireEnvironments
+	//	*Command_CreateApp
+	//	*Command_UpdateApp
+	//	*Command_DeleteApp
+	//	*Command_CreateVolume
+	//	*Command_DeleteVolume
+	//	*Command_CreateVariableSet
+	//	*Command_DeleteVariableSet
+	//	*Command_CreateFile
+	//	*Command_DeleteFile
+	//	*Command_UpsertNode
+	//	*Command_SetNodeStatus
+	//	*Command_ApplyPlan
+	//	*Command_UpdateInstances
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -236,6 +249,123 @@ func (x *Command) GetExpireEnvironments() *ExpireEnvironmentsCmd {
 	return nil
 }
 
+func (x *Command) GetCreateApp() *CreateAppCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_CreateApp); ok {
+			return x.CreateApp
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetUpdateApp() *UpdateAppCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_UpdateApp); ok {
+			return x.UpdateApp
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteApp() *DeleteAppCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeleteApp); ok {
+			return x.DeleteApp
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetCreateVolume() *CreateVolumeCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_CreateVolume); ok {
+			return x.CreateVolume
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteVolume() *DeleteVolumeCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeleteVolume); ok {
+			return x.DeleteVolume
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetCreateVariableSet() *CreateVariableSetCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_CreateVariableSet); ok {
+			return x.CreateVariableSet
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteVariableSet() *DeleteVariableSetCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeleteVariableSet); ok {
+			return x.DeleteVariableSet
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetCreateFile() *CreateFileCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_CreateFile); ok {
+			return x.CreateFile
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteFile() *DeleteFileCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeleteFile); ok {
+			return x.DeleteFile
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetUpsertNode() *UpsertNodeCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_UpsertNode); ok {
+			return x.UpsertNode
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSetNodeStatus() *SetNodeStatusCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_SetNodeStatus); ok {
+			return x.SetNodeStatus
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetApplyPlan() *ApplyPlanCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_ApplyPlan); ok {
+			return x.ApplyPlan
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetUpdateInstances() *UpdateInstancesCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_UpdateInstances); ok {
+			return x.UpdateInstances
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -296,6 +426,58 @@ type Command_ExpireEnvironments struct {
 	ExpireEnvironments *ExpireEnvironmentsCmd `protobuf:"bytes,23,opt,name=expire_environments,json=expireEnvironments,proto3,oneof"`
 }
 
+type Command_CreateApp struct {
+	CreateApp *CreateAppCmd `protobuf:"bytes,24,opt,name=create_app,json=createApp,proto3,oneof"`
+}
+
+type Command_UpdateApp struct {
+	UpdateApp *UpdateAppCmd `protobuf:"bytes,25,opt,name=update_app,json=updateApp,proto3,oneof"`
+}
+
+type Command_DeleteApp struct {
+	DeleteApp *DeleteAppCmd `protobuf:"bytes,26,opt,name=delete_app,json=deleteApp,proto3,oneof"`
+}
+
+type Command_CreateVolume struct {
+	CreateVolume *CreateVolumeCmd `protobuf:"bytes,27,opt,name=create_volume,json=createVolume,proto3,oneof"`
+}
+
+type Command_DeleteVolume struct {
+	DeleteVolume *DeleteVolumeCmd `protobuf:"bytes,28,opt,name=delete_volume,json=deleteVolume,proto3,oneof"`
+}
+
+type Command_CreateVariableSet struct {
+	CreateVariableSet *CreateVariableSetCmd `protobuf:"bytes,29,opt,name=create_variable_set,json=createVariableSet,proto3,oneof"`
+}
+
+type Command_DeleteVariableSet struct {
+	DeleteVariableSet *DeleteVariableSetCmd `protobuf:"bytes,30,opt,name=delete_variable_set,json=deleteVariableSet,proto3,oneof"`
+}
+
+type Command_CreateFile struct {
+	CreateFile *CreateFileCmd `protobuf:"bytes,31,opt,name=create_file,json=createFile,proto3,oneof"`
+}
+
+type Command_DeleteFile struct {
+	DeleteFile *DeleteFileCmd `protobuf:"bytes,32,opt,name=delete_file,json=deleteFile,proto3,oneof"`
+}
+
+type Command_UpsertNode struct {
+	UpsertNode *UpsertNodeCmd `protobuf:"bytes,33,opt,name=upsert_node,json=upsertNode,proto3,oneof"`
+}
+
+type Command_SetNodeStatus struct {
+	SetNodeStatus *SetNodeStatusCmd `protobuf:"bytes,34,opt,name=set_node_status,json=setNodeStatus,proto3,oneof"`
+}
+
+type Command_ApplyPlan struct {
+	ApplyPlan *ApplyPlanCmd `protobuf:"bytes,35,opt,name=apply_plan,json=applyPlan,proto3,oneof"`
+}
+
+type Command_UpdateInstances struct {
+	UpdateInstances *UpdateInstancesCmd `protobuf:"bytes,36,opt,name=update_instances,json=updateInstances,proto3,oneof"`
+}
+
 func (*Command_UpsertServer) isCommand_Cmd() {}
 
 func (*Command_CreateOrganization) isCommand_Cmd() {}
@@ -323,6 +505,32 @@ func (*Command_RestoreEnvironment) isCommand_Cmd() {}
 func (*Command_SetEnvironmentState) isCommand_Cmd() {}
 
 func (*Command_ExpireEnvironments) isCommand_Cmd() {}
+
+func (*Command_CreateApp) isCommand_Cmd() {}
+
+func (*Command_UpdateApp) isCommand_Cmd() {}
+
+func (*Command_DeleteApp) isCommand_Cmd() {}
+
+func (*Command_CreateVolume) isCommand_Cmd() {}
+
+func (*Command_DeleteVolume) isCommand_Cmd() {}
+
+func (*Command_CreateVariableSet) isCommand_Cmd() {}
+
+func (*Command_DeleteVariableSet) isCommand_Cmd() {}
+
+func (*Command_CreateFile) isCommand_Cmd() {}
+
+func (*Command_DeleteFile) isCommand_Cmd() {}
+
+func (*Command_UpsertNode) isCommand_Cmd() {}
+
+func (*Command_SetNodeStatus) isCommand_Cmd() {}
+
+func (*Command_ApplyPlan) isCommand_Cmd() {}
+
+func (*Command_UpdateInstances) isCommand_Cmd() {}
 
 type UpsertServerCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1047,6 +1255,655 @@ func (x *ExpireEnvironmentsCmd) GetEnvironmentIds() []string {
 	return nil
 }
 
+type CreateAppCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAppCmd) Reset() {
+	*x = CreateAppCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAppCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAppCmd) ProtoMessage() {}
+
+func (x *CreateAppCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAppCmd.ProtoReflect.Descriptor instead.
+func (*CreateAppCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CreateAppCmd) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+type UpdateAppCmd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The full new app (version decided by the state machine).
+	App             *App  `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	ExpectedVersion int64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateAppCmd) Reset() {
+	*x = UpdateAppCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAppCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAppCmd) ProtoMessage() {}
+
+func (x *UpdateAppCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAppCmd.ProtoReflect.Descriptor instead.
+func (*UpdateAppCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpdateAppCmd) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+func (x *UpdateAppCmd) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+type DeleteAppCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppId         string                 `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAppCmd) Reset() {
+	*x = DeleteAppCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAppCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAppCmd) ProtoMessage() {}
+
+func (x *DeleteAppCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAppCmd.ProtoReflect.Descriptor instead.
+func (*DeleteAppCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteAppCmd) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+type CreateVolumeCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volume        *Volume                `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateVolumeCmd) Reset() {
+	*x = CreateVolumeCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateVolumeCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateVolumeCmd) ProtoMessage() {}
+
+func (x *CreateVolumeCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateVolumeCmd.ProtoReflect.Descriptor instead.
+func (*CreateVolumeCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateVolumeCmd) GetVolume() *Volume {
+	if x != nil {
+		return x.Volume
+	}
+	return nil
+}
+
+type DeleteVolumeCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VolumeId      string                 `protobuf:"bytes,1,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteVolumeCmd) Reset() {
+	*x = DeleteVolumeCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteVolumeCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteVolumeCmd) ProtoMessage() {}
+
+func (x *DeleteVolumeCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteVolumeCmd.ProtoReflect.Descriptor instead.
+func (*DeleteVolumeCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeleteVolumeCmd) GetVolumeId() string {
+	if x != nil {
+		return x.VolumeId
+	}
+	return ""
+}
+
+type CreateVariableSetCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VariableSet   *VariableSet           `protobuf:"bytes,1,opt,name=variable_set,json=variableSet,proto3" json:"variable_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateVariableSetCmd) Reset() {
+	*x = CreateVariableSetCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateVariableSetCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateVariableSetCmd) ProtoMessage() {}
+
+func (x *CreateVariableSetCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateVariableSetCmd.ProtoReflect.Descriptor instead.
+func (*CreateVariableSetCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateVariableSetCmd) GetVariableSet() *VariableSet {
+	if x != nil {
+		return x.VariableSet
+	}
+	return nil
+}
+
+type DeleteVariableSetCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VariableSetId string                 `protobuf:"bytes,1,opt,name=variable_set_id,json=variableSetId,proto3" json:"variable_set_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteVariableSetCmd) Reset() {
+	*x = DeleteVariableSetCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteVariableSetCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteVariableSetCmd) ProtoMessage() {}
+
+func (x *DeleteVariableSetCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteVariableSetCmd.ProtoReflect.Descriptor instead.
+func (*DeleteVariableSetCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteVariableSetCmd) GetVariableSetId() string {
+	if x != nil {
+		return x.VariableSetId
+	}
+	return ""
+}
+
+type CreateFileCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          *File                  `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFileCmd) Reset() {
+	*x = CreateFileCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFileCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFileCmd) ProtoMessage() {}
+
+func (x *CreateFileCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFileCmd.ProtoReflect.Descriptor instead.
+func (*CreateFileCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CreateFileCmd) GetFile() *File {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+type DeleteFileCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FileId        string                 `protobuf:"bytes,1,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteFileCmd) Reset() {
+	*x = DeleteFileCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteFileCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteFileCmd) ProtoMessage() {}
+
+func (x *DeleteFileCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteFileCmd.ProtoReflect.Descriptor instead.
+func (*DeleteFileCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DeleteFileCmd) GetFileId() string {
+	if x != nil {
+		return x.FileId
+	}
+	return ""
+}
+
+type UpsertNodeCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertNodeCmd) Reset() {
+	*x = UpsertNodeCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertNodeCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertNodeCmd) ProtoMessage() {}
+
+func (x *UpsertNodeCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertNodeCmd.ProtoReflect.Descriptor instead.
+func (*UpsertNodeCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UpsertNodeCmd) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+type SetNodeStatusCmd struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Status NodeStatus             `protobuf:"varint,2,opt,name=status,proto3,enum=atoll.v1.NodeStatus" json:"status,omitempty"`
+	// drain: set (1), clear (2), leave (0)
+	Drain         int32  `protobuf:"varint,3,opt,name=drain,proto3" json:"drain,omitempty"`
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetNodeStatusCmd) Reset() {
+	*x = SetNodeStatusCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetNodeStatusCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetNodeStatusCmd) ProtoMessage() {}
+
+func (x *SetNodeStatusCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetNodeStatusCmd.ProtoReflect.Descriptor instead.
+func (*SetNodeStatusCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetNodeStatusCmd) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *SetNodeStatusCmd) GetStatus() NodeStatus {
+	if x != nil {
+		return x.Status
+	}
+	return NodeStatus_NODE_STATUS_UNSPECIFIED
+}
+
+func (x *SetNodeStatusCmd) GetDrain() int32 {
+	if x != nil {
+		return x.Drain
+	}
+	return 0
+}
+
+func (x *SetNodeStatusCmd) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// ApplyPlanCmd is one scheduler decision. The state machine re-checks node
+// capacity and the versions it was computed against, and refuses a stale
+// plan whole.
+type ApplyPlanCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Place         []*Instance            `protobuf:"bytes,1,rep,name=place,proto3" json:"place,omitempty"`                                                                                                           // new instances with node_id set
+	Stop          []string               `protobuf:"bytes,2,rep,name=stop,proto3" json:"stop,omitempty"`                                                                                                             // instance ids to stop and remove
+	AppVersions   map[string]int64       `protobuf:"bytes,3,rep,name=app_versions,json=appVersions,proto3" json:"app_versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // app id -> version the plan saw
+	NodeIndexes   map[string]uint64      `protobuf:"bytes,4,rep,name=node_indexes,json=nodeIndexes,proto3" json:"node_indexes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // node id -> modify index the plan saw
+	Unplaced      map[string]string      `protobuf:"bytes,5,rep,name=unplaced,proto3" json:"unplaced,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`                           // app id -> scheduler's reasons
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyPlanCmd) Reset() {
+	*x = ApplyPlanCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyPlanCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyPlanCmd) ProtoMessage() {}
+
+func (x *ApplyPlanCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyPlanCmd.ProtoReflect.Descriptor instead.
+func (*ApplyPlanCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ApplyPlanCmd) GetPlace() []*Instance {
+	if x != nil {
+		return x.Place
+	}
+	return nil
+}
+
+func (x *ApplyPlanCmd) GetStop() []string {
+	if x != nil {
+		return x.Stop
+	}
+	return nil
+}
+
+func (x *ApplyPlanCmd) GetAppVersions() map[string]int64 {
+	if x != nil {
+		return x.AppVersions
+	}
+	return nil
+}
+
+func (x *ApplyPlanCmd) GetNodeIndexes() map[string]uint64 {
+	if x != nil {
+		return x.NodeIndexes
+	}
+	return nil
+}
+
+func (x *ApplyPlanCmd) GetUnplaced() map[string]string {
+	if x != nil {
+		return x.Unplaced
+	}
+	return nil
+}
+
+type UpdateInstancesCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Instances     []*InstanceStatus      `protobuf:"bytes,2,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateInstancesCmd) Reset() {
+	*x = UpdateInstancesCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateInstancesCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateInstancesCmd) ProtoMessage() {}
+
+func (x *UpdateInstancesCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateInstancesCmd.ProtoReflect.Descriptor instead.
+func (*UpdateInstancesCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpdateInstancesCmd) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *UpdateInstancesCmd) GetInstances() []*InstanceStatus {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
 // ApplyError is how the state machine refuses a command; mapped to a gRPC status.
 type ApplyError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1062,7 +1919,7 @@ type ApplyError struct {
 
 func (x *ApplyError) Reset() {
 	*x = ApplyError{}
-	mi := &file_atoll_v1_command_proto_msgTypes[15]
+	mi := &file_atoll_v1_command_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1931,7 @@ func (x *ApplyError) String() string {
 func (*ApplyError) ProtoMessage() {}
 
 func (x *ApplyError) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[15]
+	mi := &file_atoll_v1_command_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1944,7 @@ func (x *ApplyError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyError.ProtoReflect.Descriptor instead.
 func (*ApplyError) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ApplyError) GetCode() int32 {
@@ -1136,7 +1993,7 @@ var File_atoll_v1_command_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x16atoll/v1/command.proto\x12\batoll.v1\x1a\x14atoll/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\t\n" +
+	"\x16atoll/v1/command.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x13atoll/v1/node.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x0f\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x15\n" +
@@ -1155,7 +2012,27 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\x12delete_environment\x18\x14 \x01(\v2\x1e.atoll.v1.DeleteEnvironmentCmdH\x00R\x11deleteEnvironment\x12R\n" +
 	"\x13restore_environment\x18\x15 \x01(\v2\x1f.atoll.v1.RestoreEnvironmentCmdH\x00R\x12restoreEnvironment\x12V\n" +
 	"\x15set_environment_state\x18\x16 \x01(\v2 .atoll.v1.SetEnvironmentStateCmdH\x00R\x13setEnvironmentState\x12R\n" +
-	"\x13expire_environments\x18\x17 \x01(\v2\x1f.atoll.v1.ExpireEnvironmentsCmdH\x00R\x12expireEnvironmentsB\x05\n" +
+	"\x13expire_environments\x18\x17 \x01(\v2\x1f.atoll.v1.ExpireEnvironmentsCmdH\x00R\x12expireEnvironments\x127\n" +
+	"\n" +
+	"create_app\x18\x18 \x01(\v2\x16.atoll.v1.CreateAppCmdH\x00R\tcreateApp\x127\n" +
+	"\n" +
+	"update_app\x18\x19 \x01(\v2\x16.atoll.v1.UpdateAppCmdH\x00R\tupdateApp\x127\n" +
+	"\n" +
+	"delete_app\x18\x1a \x01(\v2\x16.atoll.v1.DeleteAppCmdH\x00R\tdeleteApp\x12@\n" +
+	"\rcreate_volume\x18\x1b \x01(\v2\x19.atoll.v1.CreateVolumeCmdH\x00R\fcreateVolume\x12@\n" +
+	"\rdelete_volume\x18\x1c \x01(\v2\x19.atoll.v1.DeleteVolumeCmdH\x00R\fdeleteVolume\x12P\n" +
+	"\x13create_variable_set\x18\x1d \x01(\v2\x1e.atoll.v1.CreateVariableSetCmdH\x00R\x11createVariableSet\x12P\n" +
+	"\x13delete_variable_set\x18\x1e \x01(\v2\x1e.atoll.v1.DeleteVariableSetCmdH\x00R\x11deleteVariableSet\x12:\n" +
+	"\vcreate_file\x18\x1f \x01(\v2\x17.atoll.v1.CreateFileCmdH\x00R\n" +
+	"createFile\x12:\n" +
+	"\vdelete_file\x18  \x01(\v2\x17.atoll.v1.DeleteFileCmdH\x00R\n" +
+	"deleteFile\x12:\n" +
+	"\vupsert_node\x18! \x01(\v2\x17.atoll.v1.UpsertNodeCmdH\x00R\n" +
+	"upsertNode\x12D\n" +
+	"\x0fset_node_status\x18\" \x01(\v2\x1a.atoll.v1.SetNodeStatusCmdH\x00R\rsetNodeStatus\x127\n" +
+	"\n" +
+	"apply_plan\x18# \x01(\v2\x16.atoll.v1.ApplyPlanCmdH\x00R\tapplyPlan\x12I\n" +
+	"\x10update_instances\x18$ \x01(\v2\x1c.atoll.v1.UpdateInstancesCmdH\x00R\x0fupdateInstancesB\x05\n" +
 	"\x03cmd\"A\n" +
 	"\x0fUpsertServerCmd\x12.\n" +
 	"\x06server\x18\x01 \x01(\v2\x16.atoll.v1.ServerMemberR\x06server\"\xc1\x01\n" +
@@ -1200,7 +2077,51 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\"@\n" +
 	"\x15ExpireEnvironmentsCmd\x12'\n" +
-	"\x0fenvironment_ids\x18\x01 \x03(\tR\x0eenvironmentIds\"\xaa\x01\n" +
+	"\x0fenvironment_ids\x18\x01 \x03(\tR\x0eenvironmentIds\"/\n" +
+	"\fCreateAppCmd\x12\x1f\n" +
+	"\x03app\x18\x01 \x01(\v2\r.atoll.v1.AppR\x03app\"Z\n" +
+	"\fUpdateAppCmd\x12\x1f\n" +
+	"\x03app\x18\x01 \x01(\v2\r.atoll.v1.AppR\x03app\x12)\n" +
+	"\x10expected_version\x18\x02 \x01(\x03R\x0fexpectedVersion\"%\n" +
+	"\fDeleteAppCmd\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\";\n" +
+	"\x0fCreateVolumeCmd\x12(\n" +
+	"\x06volume\x18\x01 \x01(\v2\x10.atoll.v1.VolumeR\x06volume\".\n" +
+	"\x0fDeleteVolumeCmd\x12\x1b\n" +
+	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\"P\n" +
+	"\x14CreateVariableSetCmd\x128\n" +
+	"\fvariable_set\x18\x01 \x01(\v2\x15.atoll.v1.VariableSetR\vvariableSet\">\n" +
+	"\x14DeleteVariableSetCmd\x12&\n" +
+	"\x0fvariable_set_id\x18\x01 \x01(\tR\rvariableSetId\"3\n" +
+	"\rCreateFileCmd\x12\"\n" +
+	"\x04file\x18\x01 \x01(\v2\x0e.atoll.v1.FileR\x04file\"(\n" +
+	"\rDeleteFileCmd\x12\x17\n" +
+	"\afile_id\x18\x01 \x01(\tR\x06fileId\"3\n" +
+	"\rUpsertNodeCmd\x12\"\n" +
+	"\x04node\x18\x01 \x01(\v2\x0e.atoll.v1.NodeR\x04node\"\x89\x01\n" +
+	"\x10SetNodeStatusCmd\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12,\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x14.atoll.v1.NodeStatusR\x06status\x12\x14\n" +
+	"\x05drain\x18\x03 \x01(\x05R\x05drain\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xe3\x03\n" +
+	"\fApplyPlanCmd\x12(\n" +
+	"\x05place\x18\x01 \x03(\v2\x12.atoll.v1.InstanceR\x05place\x12\x12\n" +
+	"\x04stop\x18\x02 \x03(\tR\x04stop\x12J\n" +
+	"\fapp_versions\x18\x03 \x03(\v2'.atoll.v1.ApplyPlanCmd.AppVersionsEntryR\vappVersions\x12J\n" +
+	"\fnode_indexes\x18\x04 \x03(\v2'.atoll.v1.ApplyPlanCmd.NodeIndexesEntryR\vnodeIndexes\x12@\n" +
+	"\bunplaced\x18\x05 \x03(\v2$.atoll.v1.ApplyPlanCmd.UnplacedEntryR\bunplaced\x1a>\n" +
+	"\x10AppVersionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a>\n" +
+	"\x10NodeIndexesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a;\n" +
+	"\rUnplacedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"e\n" +
+	"\x12UpdateInstancesCmd\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x126\n" +
+	"\tinstances\x18\x02 \x03(\v2\x18.atoll.v1.InstanceStatusR\tinstances\"\xaa\x01\n" +
 	"\n" +
 	"ApplyError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
@@ -1222,7 +2143,7 @@ func file_atoll_v1_command_proto_rawDescGZIP() []byte {
 	return file_atoll_v1_command_proto_rawDescData
 }
 
-var file_atoll_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_atoll_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_atoll_v1_command_proto_goTypes = []any{
 	(*Command)(nil),                // 0: atoll.v1.Command
 	(*UpsertServerCmd)(nil),        // 1: atoll.v1.UpsertServerCmd
@@ -1239,16 +2160,40 @@ var file_atoll_v1_command_proto_goTypes = []any{
 	(*RestoreEnvironmentCmd)(nil),  // 12: atoll.v1.RestoreEnvironmentCmd
 	(*SetEnvironmentStateCmd)(nil), // 13: atoll.v1.SetEnvironmentStateCmd
 	(*ExpireEnvironmentsCmd)(nil),  // 14: atoll.v1.ExpireEnvironmentsCmd
-	(*ApplyError)(nil),             // 15: atoll.v1.ApplyError
-	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
-	(*ServerMember)(nil),           // 17: atoll.v1.ServerMember
-	(*Organization)(nil),           // 18: atoll.v1.Organization
-	(*Project)(nil),                // 19: atoll.v1.Project
-	(*Token)(nil),                  // 20: atoll.v1.Token
-	(*Environment)(nil),            // 21: atoll.v1.Environment
+	(*CreateAppCmd)(nil),           // 15: atoll.v1.CreateAppCmd
+	(*UpdateAppCmd)(nil),           // 16: atoll.v1.UpdateAppCmd
+	(*DeleteAppCmd)(nil),           // 17: atoll.v1.DeleteAppCmd
+	(*CreateVolumeCmd)(nil),        // 18: atoll.v1.CreateVolumeCmd
+	(*DeleteVolumeCmd)(nil),        // 19: atoll.v1.DeleteVolumeCmd
+	(*CreateVariableSetCmd)(nil),   // 20: atoll.v1.CreateVariableSetCmd
+	(*DeleteVariableSetCmd)(nil),   // 21: atoll.v1.DeleteVariableSetCmd
+	(*CreateFileCmd)(nil),          // 22: atoll.v1.CreateFileCmd
+	(*DeleteFileCmd)(nil),          // 23: atoll.v1.DeleteFileCmd
+	(*UpsertNodeCmd)(nil),          // 24: atoll.v1.UpsertNodeCmd
+	(*SetNodeStatusCmd)(nil),       // 25: atoll.v1.SetNodeStatusCmd
+	(*ApplyPlanCmd)(nil),           // 26: atoll.v1.ApplyPlanCmd
+	(*UpdateInstancesCmd)(nil),     // 27: atoll.v1.UpdateInstancesCmd
+	(*ApplyError)(nil),             // 28: atoll.v1.ApplyError
+	nil,                            // 29: atoll.v1.ApplyPlanCmd.AppVersionsEntry
+	nil,                            // 30: atoll.v1.ApplyPlanCmd.NodeIndexesEntry
+	nil,                            // 31: atoll.v1.ApplyPlanCmd.UnplacedEntry
+	(*timestamppb.Timestamp)(nil),  // 32: google.protobuf.Timestamp
+	(*ServerMember)(nil),           // 33: atoll.v1.ServerMember
+	(*Organization)(nil),           // 34: atoll.v1.Organization
+	(*Project)(nil),                // 35: atoll.v1.Project
+	(*Token)(nil),                  // 36: atoll.v1.Token
+	(*Environment)(nil),            // 37: atoll.v1.Environment
+	(*App)(nil),                    // 38: atoll.v1.App
+	(*Volume)(nil),                 // 39: atoll.v1.Volume
+	(*VariableSet)(nil),            // 40: atoll.v1.VariableSet
+	(*File)(nil),                   // 41: atoll.v1.File
+	(*Node)(nil),                   // 42: atoll.v1.Node
+	(NodeStatus)(0),                // 43: atoll.v1.NodeStatus
+	(*Instance)(nil),               // 44: atoll.v1.Instance
+	(*InstanceStatus)(nil),         // 45: atoll.v1.InstanceStatus
 }
 var file_atoll_v1_command_proto_depIdxs = []int32{
-	16, // 0: atoll.v1.Command.time:type_name -> google.protobuf.Timestamp
+	32, // 0: atoll.v1.Command.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: atoll.v1.Command.upsert_server:type_name -> atoll.v1.UpsertServerCmd
 	2,  // 2: atoll.v1.Command.create_organization:type_name -> atoll.v1.CreateOrganizationCmd
 	3,  // 3: atoll.v1.Command.update_organization:type_name -> atoll.v1.UpdateOrganizationCmd
@@ -1263,21 +2208,46 @@ var file_atoll_v1_command_proto_depIdxs = []int32{
 	12, // 12: atoll.v1.Command.restore_environment:type_name -> atoll.v1.RestoreEnvironmentCmd
 	13, // 13: atoll.v1.Command.set_environment_state:type_name -> atoll.v1.SetEnvironmentStateCmd
 	14, // 14: atoll.v1.Command.expire_environments:type_name -> atoll.v1.ExpireEnvironmentsCmd
-	17, // 15: atoll.v1.UpsertServerCmd.server:type_name -> atoll.v1.ServerMember
-	18, // 16: atoll.v1.CreateOrganizationCmd.organization:type_name -> atoll.v1.Organization
-	19, // 17: atoll.v1.CreateOrganizationCmd.default_project:type_name -> atoll.v1.Project
-	20, // 18: atoll.v1.CreateOrganizationCmd.admin_token:type_name -> atoll.v1.Token
-	18, // 19: atoll.v1.UpdateOrganizationCmd.patch:type_name -> atoll.v1.Organization
-	19, // 20: atoll.v1.CreateProjectCmd.project:type_name -> atoll.v1.Project
-	19, // 21: atoll.v1.UpdateProjectCmd.patch:type_name -> atoll.v1.Project
-	20, // 22: atoll.v1.CreateTokenCmd.token:type_name -> atoll.v1.Token
-	21, // 23: atoll.v1.CreateEnvironmentCmd.environment:type_name -> atoll.v1.Environment
-	21, // 24: atoll.v1.UpdateEnvironmentCmd.patch:type_name -> atoll.v1.Environment
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	15, // 15: atoll.v1.Command.create_app:type_name -> atoll.v1.CreateAppCmd
+	16, // 16: atoll.v1.Command.update_app:type_name -> atoll.v1.UpdateAppCmd
+	17, // 17: atoll.v1.Command.delete_app:type_name -> atoll.v1.DeleteAppCmd
+	18, // 18: atoll.v1.Command.create_volume:type_name -> atoll.v1.CreateVolumeCmd
+	19, // 19: atoll.v1.Command.delete_volume:type_name -> atoll.v1.DeleteVolumeCmd
+	20, // 20: atoll.v1.Command.create_variable_set:type_name -> atoll.v1.CreateVariableSetCmd
+	21, // 21: atoll.v1.Command.delete_variable_set:type_name -> atoll.v1.DeleteVariableSetCmd
+	22, // 22: atoll.v1.Command.create_file:type_name -> atoll.v1.CreateFileCmd
+	23, // 23: atoll.v1.Command.delete_file:type_name -> atoll.v1.DeleteFileCmd
+	24, // 24: atoll.v1.Command.upsert_node:type_name -> atoll.v1.UpsertNodeCmd
+	25, // 25: atoll.v1.Command.set_node_status:type_name -> atoll.v1.SetNodeStatusCmd
+	26, // 26: atoll.v1.Command.apply_plan:type_name -> atoll.v1.ApplyPlanCmd
+	27, // 27: atoll.v1.Command.update_instances:type_name -> atoll.v1.UpdateInstancesCmd
+	33, // 28: atoll.v1.UpsertServerCmd.server:type_name -> atoll.v1.ServerMember
+	34, // 29: atoll.v1.CreateOrganizationCmd.organization:type_name -> atoll.v1.Organization
+	35, // 30: atoll.v1.CreateOrganizationCmd.default_project:type_name -> atoll.v1.Project
+	36, // 31: atoll.v1.CreateOrganizationCmd.admin_token:type_name -> atoll.v1.Token
+	34, // 32: atoll.v1.UpdateOrganizationCmd.patch:type_name -> atoll.v1.Organization
+	35, // 33: atoll.v1.CreateProjectCmd.project:type_name -> atoll.v1.Project
+	35, // 34: atoll.v1.UpdateProjectCmd.patch:type_name -> atoll.v1.Project
+	36, // 35: atoll.v1.CreateTokenCmd.token:type_name -> atoll.v1.Token
+	37, // 36: atoll.v1.CreateEnvironmentCmd.environment:type_name -> atoll.v1.Environment
+	37, // 37: atoll.v1.UpdateEnvironmentCmd.patch:type_name -> atoll.v1.Environment
+	38, // 38: atoll.v1.CreateAppCmd.app:type_name -> atoll.v1.App
+	38, // 39: atoll.v1.UpdateAppCmd.app:type_name -> atoll.v1.App
+	39, // 40: atoll.v1.CreateVolumeCmd.volume:type_name -> atoll.v1.Volume
+	40, // 41: atoll.v1.CreateVariableSetCmd.variable_set:type_name -> atoll.v1.VariableSet
+	41, // 42: atoll.v1.CreateFileCmd.file:type_name -> atoll.v1.File
+	42, // 43: atoll.v1.UpsertNodeCmd.node:type_name -> atoll.v1.Node
+	43, // 44: atoll.v1.SetNodeStatusCmd.status:type_name -> atoll.v1.NodeStatus
+	44, // 45: atoll.v1.ApplyPlanCmd.place:type_name -> atoll.v1.Instance
+	29, // 46: atoll.v1.ApplyPlanCmd.app_versions:type_name -> atoll.v1.ApplyPlanCmd.AppVersionsEntry
+	30, // 47: atoll.v1.ApplyPlanCmd.node_indexes:type_name -> atoll.v1.ApplyPlanCmd.NodeIndexesEntry
+	31, // 48: atoll.v1.ApplyPlanCmd.unplaced:type_name -> atoll.v1.ApplyPlanCmd.UnplacedEntry
+	45, // 49: atoll.v1.UpdateInstancesCmd.instances:type_name -> atoll.v1.InstanceStatus
+	50, // [50:50] is the sub-list for method output_type
+	50, // [50:50] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_command_proto_init() }
@@ -1285,6 +2255,9 @@ func file_atoll_v1_command_proto_init() {
 	if File_atoll_v1_command_proto != nil {
 		return
 	}
+	file_atoll_v1_app_proto_init()
+	file_atoll_v1_node_proto_init()
+	file_atoll_v1_storage_proto_init()
 	file_atoll_v1_types_proto_init()
 	file_atoll_v1_command_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_UpsertServer)(nil),
@@ -1301,6 +2274,19 @@ func file_atoll_v1_command_proto_init() {
 		(*Command_RestoreEnvironment)(nil),
 		(*Command_SetEnvironmentState)(nil),
 		(*Command_ExpireEnvironments)(nil),
+		(*Command_CreateApp)(nil),
+		(*Command_UpdateApp)(nil),
+		(*Command_DeleteApp)(nil),
+		(*Command_CreateVolume)(nil),
+		(*Command_DeleteVolume)(nil),
+		(*Command_CreateVariableSet)(nil),
+		(*Command_DeleteVariableSet)(nil),
+		(*Command_CreateFile)(nil),
+		(*Command_DeleteFile)(nil),
+		(*Command_UpsertNode)(nil),
+		(*Command_SetNodeStatus)(nil),
+		(*Command_ApplyPlan)(nil),
+		(*Command_UpdateInstances)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1308,7 +2294,7 @@ func file_atoll_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_command_proto_rawDesc), len(file_atoll_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
