@@ -258,19 +258,24 @@ func (c *cluster) explain(req *Request) Explanation {
 }
 
 // refresh re-checks nodes whose state changed since the heap was built for
-// a request of the same shape. A node not in the heap was infeasible for that
-// shape and stays so: resources and ports are only ever taken, and max per
-// node disables reuse.
+// a request of the same shape: it updates, removes or (when a max-per-node
+// limit no longer applies) re-inserts them. Every other node keeps the
+// feasibility and score it had: its resources and ports did not change and
+// neither app has replicas on it.
 func (c *cluster) refresh(nodes []int32, cr *compiled) {
 	h := &c.heap
+	if len(nodes) > 0 {
+		h.init() // O(n) once; each refresh is then O(log n)
+	}
 	for _, i := range nodes {
-		if !h.has(i) {
-			continue
-		}
-		if c.feasible(i, cr) {
+		ok := c.feasible(i, cr)
+		switch {
+		case h.has(i) && ok:
 			h.update(i, c.score(i, cr))
-		} else {
+		case h.has(i):
 			h.remove(i)
+		case ok:
+			h.insert(i, c.score(i, cr))
 		}
 	}
 }

@@ -5,11 +5,26 @@ package scheduler
 // of the id, then id), so equal scores are broken by that hash, whatever the
 // input order. pos lets a node already in the heap be updated or removed
 // when its state changes. It allocates only when it grows.
+//
+// Ordering is lazy: the heap is built (O(n)) by the first top that needs
+// it. For a request of one replica the scan only keeps the best at idx[0]
+// (pushBest), and an update that keeps the top on top (bin-pack: a
+// placement only raises the node's score) costs nothing, so the heap is
+// never built unless the next request of the same shape reuses it.
 type candidates struct {
 	idx   []int32
 	score []int64 // by node index; meaningful for nodes in idx
 	pos   []int32 // by node index: position in idx, or -1
+	order heapOrder
 }
+
+type heapOrder uint8
+
+const (
+	ordered   heapOrder = iota // idx is a heap
+	topOnly                    // idx[0] is the best, the rest is unordered
+	unordered                  // nothing is known
+)
 
 func newCandidates(n int) candidates {
 	h := candidates{score: make([]int64, n), pos: make([]int32, n)}
@@ -28,40 +43,89 @@ func (h *candidates) better(a, b int32) bool {
 }
 
 func (h *candidates) len() int         { return len(h.idx) }
-func (h *candidates) top() int32       { return h.idx[0] }
 func (h *candidates) has(i int32) bool { return h.pos[i] >= 0 }
+
+// top returns the best candidate.
+func (h *candidates) top() int32 {
+	if h.order == unordered {
+		h.init()
+	}
+	return h.idx[0]
+}
 
 func (h *candidates) reset() {
 	for _, i := range h.idx {
 		h.pos[i] = -1
 	}
 	h.idx = h.idx[:0]
+	h.order = ordered
 }
 
-// append adds node i with the given score; call init after a batch.
-func (h *candidates) append(i int32, score int64) {
+// push appends node i with the given score, leaving the candidates
+// unordered: the next top builds the heap.
+func (h *candidates) push(i int32, score int64) {
 	h.score[i] = score
 	h.pos[i] = int32(len(h.idx))
 	h.idx = append(h.idx, i)
+	if len(h.idx) > 1 {
+		h.order = unordered
+	}
 }
 
-// init restores the heap order after appends.
+// pushBest is push for when one pick is likely all that is needed: it keeps
+// the best at idx[0] (one comparison) instead of leaving a heap to build.
+func (h *candidates) pushBest(i int32, score int64) {
+	h.score[i] = score
+	h.pos[i] = int32(len(h.idx))
+	h.idx = append(h.idx, i)
+	if len(h.idx) == 1 {
+		return
+	}
+	if h.order == ordered {
+		h.order = topOnly
+	}
+	if h.order == topOnly && h.better(i, h.idx[0]) {
+		h.swap(0, len(h.idx)-1)
+	}
+}
+
+// insert adds node i to an ordered heap.
+func (h *candidates) insert(i int32, score int64) {
+	h.score[i] = score
+	h.pos[i] = int32(len(h.idx))
+	h.idx = append(h.idx, i)
+	h.up(len(h.idx) - 1)
+}
+
+// init makes idx a heap.
 func (h *candidates) init() {
+	if h.order == ordered {
+		return
+	}
 	for k := len(h.idx)/2 - 1; k >= 0; k-- {
 		h.down(k)
 	}
+	h.order = ordered
 }
 
-// update sets the score of node i, which is in the heap.
+// update sets the score of node i, which is a candidate.
 func (h *candidates) update(i int32, score int64) {
+	old := h.score[i]
 	h.score[i] = score
 	k := int(h.pos[i])
-	if !h.up(k) {
-		h.down(k)
+	switch h.order {
+	case ordered:
+		if !h.up(k) {
+			h.down(k)
+		}
+	case topOnly:
+		if k != 0 || score < old {
+			h.order = unordered
+		}
 	}
 }
 
-// remove takes node i, which is in the heap, out of it.
+// remove takes node i, which is a candidate, out.
 func (h *candidates) remove(i int32) {
 	k := int(h.pos[i])
 	last := len(h.idx) - 1
@@ -70,6 +134,10 @@ func (h *candidates) remove(i int32) {
 	}
 	h.idx = h.idx[:last]
 	h.pos[i] = -1
+	if h.order != ordered {
+		h.order = unordered
+		return
+	}
 	if k != last && !h.up(k) {
 		h.down(k)
 	}

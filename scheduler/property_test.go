@@ -345,10 +345,9 @@ func TestPropertyHeapReuseMatchesFreshHeap(t *testing.T) {
 		opts.SampleSize = 0
 		for i := range in.Requests {
 			r := &in.Requests[i]
-			r.MaxPerNode = 0
 			if i > 0 && rapid.Bool().Draw(t, "shapeOfFirst") {
 				f := in.Requests[0]
-				r.Resources, r.Constraints, r.HostPorts, r.Strategy = f.Resources, f.Constraints, f.HostPorts, f.Strategy
+				r.Resources, r.Constraints, r.HostPorts, r.Strategy, r.MaxPerNode = f.Resources, f.Constraints, f.HostPorts, f.Strategy, f.MaxPerNode
 			}
 		}
 		p1, err := Schedule(in, opts)

@@ -255,8 +255,13 @@ func (s *scheduling) place(st *appState, need int) int {
 					c.cursor = 0
 				}
 				c.scanned++
-				if c.feasible(i, cr) {
-					h.append(i, c.score(i, cr))
+				if !c.feasible(i, cr) {
+					continue
+				}
+				if need-placed == 1 {
+					h.pushBest(i, c.score(i, cr))
+				} else {
+					h.push(i, c.score(i, cr))
 				}
 			}
 			if h.len() == 0 {
@@ -266,7 +271,6 @@ func (s *scheduling) place(st *appState, need int) int {
 				s.decided()
 				return placed
 			}
-			h.init()
 		}
 		i := h.top()
 		c.use(i, req.Resources, req.HostPorts)
@@ -287,13 +291,11 @@ func (s *scheduling) place(st *appState, need int) int {
 
 // reusable reports whether the heap left by the previous request can serve
 // req: same shape (so the same nodes are feasible, with the same scores,
-// except where usage or app counts changed), every node scanned, and no
-// max-per-node limit (a node dropped for the previous app's count may be
-// feasible for this one).
+// except where usage or app counts changed, see refresh) and every node
+// scanned (no sampling).
 func (s *scheduling) reusable(req *Request) bool {
 	c := s.c
-	return !s.opts.noReuse && c.last != nil && s.opts.SampleSize == 0 &&
-		req.MaxPerNode == 0 && sameShape(c.last, req)
+	return !s.opts.noReuse && c.last != nil && s.opts.SampleSize == 0 && sameShape(c.last, req)
 }
 
 // sameShape reports whether two requests ask for the same thing per replica.

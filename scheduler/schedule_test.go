@@ -468,3 +468,29 @@ func TestScheduleSpreadReusedHeapSeesNewAppsReplicas(t *testing.T) {
 		}
 	}
 }
+
+func TestScheduleMaxPerNodeReusedHeapReadmitsNodes(t *testing.T) {
+	// a fills both nodes up to its max per node; b, of the same shape, reuses
+	// a's heap and must get the nodes back: the limit counts b's replicas.
+	in := Input{
+		Nodes: []Node{node("n1", res(4000, 4096, 0)), node("n2", res(4000, 4096, 0))},
+		Requests: []Request{
+			{AppID: "a", Replicas: 2, Resources: res(100, 64, 0), MaxPerNode: 1},
+			{AppID: "b", Replicas: 2, Resources: res(100, 64, 0), MaxPerNode: 1},
+		},
+	}
+	p := mustSchedule(t, in, Options{})
+	if len(p.Placements) != 4 || len(p.Unplaced) != 0 {
+		t.Fatalf("plan %+v, want 4 placements", p)
+	}
+	for app, on := range map[string]map[string]int{"a": {}, "b": {}} {
+		for _, pl := range p.Placements {
+			if pl.AppID == app {
+				on[pl.NodeID]++
+			}
+		}
+		if on["n1"] != 1 || on["n2"] != 1 {
+			t.Errorf("%s on %v, want one per node", app, on)
+		}
+	}
+}
