@@ -95,7 +95,8 @@ type Node struct {
 	StatusMessage string                 `protobuf:"bytes,15,opt,name=status_message,json=statusMessage,proto3" json:"status_message,omitempty"`
 	CreateIndex   uint64                 `protobuf:"varint,16,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
 	ModifyIndex   uint64                 `protobuf:"varint,17,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
-	Address       string                 `protobuf:"bytes,18,opt,name=address,proto3" json:"address,omitempty"` // address apps on this node are reached at
+	Address       string                 `protobuf:"bytes,18,opt,name=address,proto3" json:"address,omitempty"`                               // address apps on this node are reached at
+	AgentAddress  string                 `protobuf:"bytes,19,opt,name=agent_address,json=agentAddress,proto3" json:"agent_address,omitempty"` // the agent's own gRPC endpoint
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -252,6 +253,13 @@ func (x *Node) GetModifyIndex() uint64 {
 func (x *Node) GetAddress() string {
 	if x != nil {
 		return x.Address
+	}
+	return ""
+}
+
+func (x *Node) GetAgentAddress() string {
+	if x != nil {
+		return x.AgentAddress
 	}
 	return ""
 }
@@ -556,6 +564,8 @@ type RegisterNode struct {
 	RouterAddress string                 `protobuf:"bytes,6,opt,name=router_address,json=routerAddress,proto3" json:"router_address,omitempty"`
 	AgentVersion  string                 `protobuf:"bytes,7,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	Address       string                 `protobuf:"bytes,8,opt,name=address,proto3" json:"address,omitempty"`
+	// gRPC address of the agent's AgentLogService.
+	AgentAddress  string `protobuf:"bytes,9,opt,name=agent_address,json=agentAddress,proto3" json:"agent_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -642,6 +652,13 @@ func (x *RegisterNode) GetAgentVersion() string {
 func (x *RegisterNode) GetAddress() string {
 	if x != nil {
 		return x.Address
+	}
+	return ""
+}
+
+func (x *RegisterNode) GetAgentAddress() string {
+	if x != nil {
+		return x.AgentAddress
 	}
 	return ""
 }
@@ -1009,8 +1026,12 @@ type SessionInfo struct {
 	NodeId            string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	HeartbeatPeriodMs int64                  `protobuf:"varint,2,opt,name=heartbeat_period_ms,json=heartbeatPeriodMs,proto3" json:"heartbeat_period_ms,omitempty"`
 	Domain            string                 `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"` // public endpoint domain
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Bearer secret the control plane presents to the agent's own endpoint
+	// (AgentLogService) for the life of this session.
+	AgentSecret   string `protobuf:"bytes,4,opt,name=agent_secret,json=agentSecret,proto3" json:"agent_secret,omitempty"`
+	UsagePeriodMs int64  `protobuf:"varint,5,opt,name=usage_period_ms,json=usagePeriodMs,proto3" json:"usage_period_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionInfo) Reset() {
@@ -1064,6 +1085,88 @@ func (x *SessionInfo) GetDomain() string {
 	return ""
 }
 
+func (x *SessionInfo) GetAgentSecret() string {
+	if x != nil {
+		return x.AgentSecret
+	}
+	return ""
+}
+
+func (x *SessionInfo) GetUsagePeriodMs() int64 {
+	if x != nil {
+		return x.UsagePeriodMs
+	}
+	return 0
+}
+
+type InstanceLogsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Lines         int32                  `protobuf:"varint,2,opt,name=lines,proto3" json:"lines,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	Follow        bool                   `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceLogsRequest) Reset() {
+	*x = InstanceLogsRequest{}
+	mi := &file_atoll_v1_node_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceLogsRequest) ProtoMessage() {}
+
+func (x *InstanceLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_node_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceLogsRequest.ProtoReflect.Descriptor instead.
+func (*InstanceLogsRequest) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_node_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *InstanceLogsRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *InstanceLogsRequest) GetLines() int32 {
+	if x != nil {
+		return x.Lines
+	}
+	return 0
+}
+
+func (x *InstanceLogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *InstanceLogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
 // ContainerFile is a file the agent writes and mounts read-only.
 type ContainerFile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1077,7 +1180,7 @@ type ContainerFile struct {
 
 func (x *ContainerFile) Reset() {
 	*x = ContainerFile{}
-	mi := &file_atoll_v1_node_proto_msgTypes[14]
+	mi := &file_atoll_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1192,7 @@ func (x *ContainerFile) String() string {
 func (*ContainerFile) ProtoMessage() {}
 
 func (x *ContainerFile) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_node_proto_msgTypes[14]
+	mi := &file_atoll_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1205,7 @@ func (x *ContainerFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerFile.ProtoReflect.Descriptor instead.
 func (*ContainerFile) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_atoll_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ContainerFile) GetMountPath() string {
@@ -1145,7 +1248,7 @@ type ContainerVolume struct {
 
 func (x *ContainerVolume) Reset() {
 	*x = ContainerVolume{}
-	mi := &file_atoll_v1_node_proto_msgTypes[15]
+	mi := &file_atoll_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1260,7 @@ func (x *ContainerVolume) String() string {
 func (*ContainerVolume) ProtoMessage() {}
 
 func (x *ContainerVolume) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_node_proto_msgTypes[15]
+	mi := &file_atoll_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1273,7 @@ func (x *ContainerVolume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerVolume.ProtoReflect.Descriptor instead.
 func (*ContainerVolume) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_atoll_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ContainerVolume) GetVolumeId() string {
@@ -1229,7 +1332,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_atoll_v1_node_proto_msgTypes[16]
+	mi := &file_atoll_v1_node_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1344,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_node_proto_msgTypes[16]
+	mi := &file_atoll_v1_node_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1357,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_node_proto_rawDescGZIP(), []int{16}
+	return file_atoll_v1_node_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Assignment) GetInstanceId() string {
@@ -1403,7 +1506,7 @@ type Assignments struct {
 
 func (x *Assignments) Reset() {
 	*x = Assignments{}
-	mi := &file_atoll_v1_node_proto_msgTypes[17]
+	mi := &file_atoll_v1_node_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1518,7 @@ func (x *Assignments) String() string {
 func (*Assignments) ProtoMessage() {}
 
 func (x *Assignments) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_node_proto_msgTypes[17]
+	mi := &file_atoll_v1_node_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1531,7 @@ func (x *Assignments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignments.ProtoReflect.Descriptor instead.
 func (*Assignments) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_node_proto_rawDescGZIP(), []int{17}
+	return file_atoll_v1_node_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Assignments) GetFull() bool {
@@ -1468,7 +1571,7 @@ type RouteTargets struct {
 
 func (x *RouteTargets) Reset() {
 	*x = RouteTargets{}
-	mi := &file_atoll_v1_node_proto_msgTypes[18]
+	mi := &file_atoll_v1_node_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1583,7 @@ func (x *RouteTargets) String() string {
 func (*RouteTargets) ProtoMessage() {}
 
 func (x *RouteTargets) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_node_proto_msgTypes[18]
+	mi := &file_atoll_v1_node_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1596,7 @@ func (x *RouteTargets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTargets.ProtoReflect.Descriptor instead.
 func (*RouteTargets) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_node_proto_rawDescGZIP(), []int{18}
+	return file_atoll_v1_node_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RouteTargets) GetAddresses() []string {
@@ -1507,7 +1610,7 @@ var File_atoll_v1_node_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13atoll/v1/node.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x14atoll/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x06\n" +
+	"\x13atoll/v1/node.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x14atoll/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x06\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
@@ -1527,7 +1630,8 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\x0estatus_message\x18\x0f \x01(\tR\rstatusMessage\x12!\n" +
 	"\fcreate_index\x18\x10 \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\x11 \x01(\x04R\vmodifyIndex\x12\x18\n" +
-	"\aaddress\x18\x12 \x01(\tR\aaddress\x1a9\n" +
+	"\aaddress\x18\x12 \x01(\tR\aaddress\x12#\n" +
+	"\ragent_address\x18\x13 \x01(\tR\fagentAddress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x12\n" +
@@ -1544,7 +1648,7 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\v2\x16.atoll.v1.StatusReportH\x00R\x06status\x12-\n" +
 	"\x05usage\x18\x03 \x01(\v2\x15.atoll.v1.UsageReportH\x00R\x05usage\x123\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x13.atoll.v1.HeartbeatH\x00R\theartbeatB\x05\n" +
-	"\x03msg\"\x80\x03\n" +
+	"\x03msg\"\xa5\x03\n" +
 	"\fRegisterNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12/\n" +
@@ -1553,7 +1657,8 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\x06labels\x18\x05 \x03(\v2\".atoll.v1.RegisterNode.LabelsEntryR\x06labels\x12%\n" +
 	"\x0erouter_address\x18\x06 \x01(\tR\rrouterAddress\x12#\n" +
 	"\ragent_version\x18\a \x01(\tR\fagentVersion\x12\x18\n" +
-	"\aaddress\x18\b \x01(\tR\aaddress\x1a9\n" +
+	"\aaddress\x18\b \x01(\tR\aaddress\x12#\n" +
+	"\ragent_address\x18\t \x01(\tR\fagentAddress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
@@ -1580,11 +1685,19 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\rServerMessage\x121\n" +
 	"\asession\x18\x01 \x01(\v2\x15.atoll.v1.SessionInfoH\x00R\asession\x129\n" +
 	"\vassignments\x18\x02 \x01(\v2\x15.atoll.v1.AssignmentsH\x00R\vassignmentsB\x05\n" +
-	"\x03msg\"n\n" +
+	"\x03msg\"\xb9\x01\n" +
 	"\vSessionInfo\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12.\n" +
 	"\x13heartbeat_period_ms\x18\x02 \x01(\x03R\x11heartbeatPeriodMs\x12\x16\n" +
-	"\x06domain\x18\x03 \x01(\tR\x06domain\"v\n" +
+	"\x06domain\x18\x03 \x01(\tR\x06domain\x12!\n" +
+	"\fagent_secret\x18\x04 \x01(\tR\vagentSecret\x12&\n" +
+	"\x0fusage_period_ms\x18\x05 \x01(\x03R\rusagePeriodMs\"\x96\x01\n" +
+	"\x13InstanceLogsRequest\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x14\n" +
+	"\x05lines\x18\x02 \x01(\x05R\x05lines\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x16\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\"v\n" +
 	"\rContainerFile\x12\x1d\n" +
 	"\n" +
 	"mount_path\x18\x01 \x01(\tR\tmountPath\x12\x18\n" +
@@ -1646,7 +1759,9 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\aGetNode\x12\x18.atoll.v1.GetNodeRequest\x1a\x0e.atoll.v1.Node\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/nodes/{node_id}\x12]\n" +
 	"\tDrainNode\x12\x1a.atoll.v1.DrainNodeRequest\x1a\x0e.atoll.v1.Node\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/nodes/{node_id}/drain2N\n" +
 	"\fAgentService\x12>\n" +
-	"\aSession\x12\x16.atoll.v1.AgentMessage\x1a\x17.atoll.v1.ServerMessage(\x010\x01B1Z/github.com/atollhq/atoll/proto/atoll/v1;atollv1b\x06proto3"
+	"\aSession\x12\x16.atoll.v1.AgentMessage\x1a\x17.atoll.v1.ServerMessage(\x010\x012U\n" +
+	"\x0fAgentLogService\x12B\n" +
+	"\fInstanceLogs\x12\x1d.atoll.v1.InstanceLogsRequest\x1a\x11.atoll.v1.LogLine0\x01B1Z/github.com/atollhq/atoll/proto/atoll/v1;atollv1b\x06proto3"
 
 var (
 	file_atoll_v1_node_proto_rawDescOnce sync.Once
@@ -1661,7 +1776,7 @@ func file_atoll_v1_node_proto_rawDescGZIP() []byte {
 }
 
 var file_atoll_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_atoll_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_atoll_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_atoll_v1_node_proto_goTypes = []any{
 	(NodeStatus)(0),               // 0: atoll.v1.NodeStatus
 	(*Node)(nil),                  // 1: atoll.v1.Node
@@ -1678,66 +1793,71 @@ var file_atoll_v1_node_proto_goTypes = []any{
 	(*Heartbeat)(nil),             // 12: atoll.v1.Heartbeat
 	(*ServerMessage)(nil),         // 13: atoll.v1.ServerMessage
 	(*SessionInfo)(nil),           // 14: atoll.v1.SessionInfo
-	(*ContainerFile)(nil),         // 15: atoll.v1.ContainerFile
-	(*ContainerVolume)(nil),       // 16: atoll.v1.ContainerVolume
-	(*Assignment)(nil),            // 17: atoll.v1.Assignment
-	(*Assignments)(nil),           // 18: atoll.v1.Assignments
-	(*RouteTargets)(nil),          // 19: atoll.v1.RouteTargets
-	nil,                           // 20: atoll.v1.Node.LabelsEntry
-	nil,                           // 21: atoll.v1.RegisterNode.LabelsEntry
-	nil,                           // 22: atoll.v1.Assignment.EnvEntry
-	nil,                           // 23: atoll.v1.Assignments.RoutesEntry
-	(*Resources)(nil),             // 24: atoll.v1.Resources
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(InstanceState)(0),            // 26: atoll.v1.InstanceState
-	(*Port)(nil),                  // 27: atoll.v1.Port
+	(*InstanceLogsRequest)(nil),   // 15: atoll.v1.InstanceLogsRequest
+	(*ContainerFile)(nil),         // 16: atoll.v1.ContainerFile
+	(*ContainerVolume)(nil),       // 17: atoll.v1.ContainerVolume
+	(*Assignment)(nil),            // 18: atoll.v1.Assignment
+	(*Assignments)(nil),           // 19: atoll.v1.Assignments
+	(*RouteTargets)(nil),          // 20: atoll.v1.RouteTargets
+	nil,                           // 21: atoll.v1.Node.LabelsEntry
+	nil,                           // 22: atoll.v1.RegisterNode.LabelsEntry
+	nil,                           // 23: atoll.v1.Assignment.EnvEntry
+	nil,                           // 24: atoll.v1.Assignments.RoutesEntry
+	(*Resources)(nil),             // 25: atoll.v1.Resources
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(InstanceState)(0),            // 27: atoll.v1.InstanceState
+	(*Port)(nil),                  // 28: atoll.v1.Port
+	(*LogLine)(nil),               // 29: atoll.v1.LogLine
 }
 var file_atoll_v1_node_proto_depIdxs = []int32{
 	0,  // 0: atoll.v1.Node.status:type_name -> atoll.v1.NodeStatus
-	24, // 1: atoll.v1.Node.capacity:type_name -> atoll.v1.Resources
-	24, // 2: atoll.v1.Node.allocatable:type_name -> atoll.v1.Resources
-	24, // 3: atoll.v1.Node.allocated:type_name -> atoll.v1.Resources
-	24, // 4: atoll.v1.Node.measured:type_name -> atoll.v1.Resources
-	20, // 5: atoll.v1.Node.labels:type_name -> atoll.v1.Node.LabelsEntry
-	25, // 6: atoll.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
-	25, // 7: atoll.v1.Node.registered_at:type_name -> google.protobuf.Timestamp
+	25, // 1: atoll.v1.Node.capacity:type_name -> atoll.v1.Resources
+	25, // 2: atoll.v1.Node.allocatable:type_name -> atoll.v1.Resources
+	25, // 3: atoll.v1.Node.allocated:type_name -> atoll.v1.Resources
+	25, // 4: atoll.v1.Node.measured:type_name -> atoll.v1.Resources
+	21, // 5: atoll.v1.Node.labels:type_name -> atoll.v1.Node.LabelsEntry
+	26, // 6: atoll.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	26, // 7: atoll.v1.Node.registered_at:type_name -> google.protobuf.Timestamp
 	1,  // 8: atoll.v1.ListNodesResponse.nodes:type_name -> atoll.v1.Node
 	7,  // 9: atoll.v1.AgentMessage.register:type_name -> atoll.v1.RegisterNode
 	9,  // 10: atoll.v1.AgentMessage.status:type_name -> atoll.v1.StatusReport
 	11, // 11: atoll.v1.AgentMessage.usage:type_name -> atoll.v1.UsageReport
 	12, // 12: atoll.v1.AgentMessage.heartbeat:type_name -> atoll.v1.Heartbeat
-	24, // 13: atoll.v1.RegisterNode.capacity:type_name -> atoll.v1.Resources
-	24, // 14: atoll.v1.RegisterNode.allocatable:type_name -> atoll.v1.Resources
-	21, // 15: atoll.v1.RegisterNode.labels:type_name -> atoll.v1.RegisterNode.LabelsEntry
-	26, // 16: atoll.v1.InstanceStatus.state:type_name -> atoll.v1.InstanceState
-	25, // 17: atoll.v1.InstanceStatus.started_at:type_name -> google.protobuf.Timestamp
+	25, // 13: atoll.v1.RegisterNode.capacity:type_name -> atoll.v1.Resources
+	25, // 14: atoll.v1.RegisterNode.allocatable:type_name -> atoll.v1.Resources
+	22, // 15: atoll.v1.RegisterNode.labels:type_name -> atoll.v1.RegisterNode.LabelsEntry
+	27, // 16: atoll.v1.InstanceStatus.state:type_name -> atoll.v1.InstanceState
+	26, // 17: atoll.v1.InstanceStatus.started_at:type_name -> google.protobuf.Timestamp
 	8,  // 18: atoll.v1.StatusReport.instances:type_name -> atoll.v1.InstanceStatus
-	24, // 19: atoll.v1.InstanceUsage.used:type_name -> atoll.v1.Resources
+	25, // 19: atoll.v1.InstanceUsage.used:type_name -> atoll.v1.Resources
 	10, // 20: atoll.v1.UsageReport.instances:type_name -> atoll.v1.InstanceUsage
-	24, // 21: atoll.v1.UsageReport.node_used:type_name -> atoll.v1.Resources
+	25, // 21: atoll.v1.UsageReport.node_used:type_name -> atoll.v1.Resources
 	14, // 22: atoll.v1.ServerMessage.session:type_name -> atoll.v1.SessionInfo
-	18, // 23: atoll.v1.ServerMessage.assignments:type_name -> atoll.v1.Assignments
-	22, // 24: atoll.v1.Assignment.env:type_name -> atoll.v1.Assignment.EnvEntry
-	15, // 25: atoll.v1.Assignment.files:type_name -> atoll.v1.ContainerFile
-	16, // 26: atoll.v1.Assignment.volumes:type_name -> atoll.v1.ContainerVolume
-	27, // 27: atoll.v1.Assignment.ports:type_name -> atoll.v1.Port
-	24, // 28: atoll.v1.Assignment.resources:type_name -> atoll.v1.Resources
-	17, // 29: atoll.v1.Assignments.upsert:type_name -> atoll.v1.Assignment
-	23, // 30: atoll.v1.Assignments.routes:type_name -> atoll.v1.Assignments.RoutesEntry
-	19, // 31: atoll.v1.Assignments.RoutesEntry.value:type_name -> atoll.v1.RouteTargets
-	2,  // 32: atoll.v1.NodeService.ListNodes:input_type -> atoll.v1.ListNodesRequest
-	4,  // 33: atoll.v1.NodeService.GetNode:input_type -> atoll.v1.GetNodeRequest
-	5,  // 34: atoll.v1.NodeService.DrainNode:input_type -> atoll.v1.DrainNodeRequest
-	6,  // 35: atoll.v1.AgentService.Session:input_type -> atoll.v1.AgentMessage
-	3,  // 36: atoll.v1.NodeService.ListNodes:output_type -> atoll.v1.ListNodesResponse
-	1,  // 37: atoll.v1.NodeService.GetNode:output_type -> atoll.v1.Node
-	1,  // 38: atoll.v1.NodeService.DrainNode:output_type -> atoll.v1.Node
-	13, // 39: atoll.v1.AgentService.Session:output_type -> atoll.v1.ServerMessage
-	36, // [36:40] is the sub-list for method output_type
-	32, // [32:36] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	19, // 23: atoll.v1.ServerMessage.assignments:type_name -> atoll.v1.Assignments
+	26, // 24: atoll.v1.InstanceLogsRequest.since:type_name -> google.protobuf.Timestamp
+	23, // 25: atoll.v1.Assignment.env:type_name -> atoll.v1.Assignment.EnvEntry
+	16, // 26: atoll.v1.Assignment.files:type_name -> atoll.v1.ContainerFile
+	17, // 27: atoll.v1.Assignment.volumes:type_name -> atoll.v1.ContainerVolume
+	28, // 28: atoll.v1.Assignment.ports:type_name -> atoll.v1.Port
+	25, // 29: atoll.v1.Assignment.resources:type_name -> atoll.v1.Resources
+	18, // 30: atoll.v1.Assignments.upsert:type_name -> atoll.v1.Assignment
+	24, // 31: atoll.v1.Assignments.routes:type_name -> atoll.v1.Assignments.RoutesEntry
+	20, // 32: atoll.v1.Assignments.RoutesEntry.value:type_name -> atoll.v1.RouteTargets
+	2,  // 33: atoll.v1.NodeService.ListNodes:input_type -> atoll.v1.ListNodesRequest
+	4,  // 34: atoll.v1.NodeService.GetNode:input_type -> atoll.v1.GetNodeRequest
+	5,  // 35: atoll.v1.NodeService.DrainNode:input_type -> atoll.v1.DrainNodeRequest
+	6,  // 36: atoll.v1.AgentService.Session:input_type -> atoll.v1.AgentMessage
+	15, // 37: atoll.v1.AgentLogService.InstanceLogs:input_type -> atoll.v1.InstanceLogsRequest
+	3,  // 38: atoll.v1.NodeService.ListNodes:output_type -> atoll.v1.ListNodesResponse
+	1,  // 39: atoll.v1.NodeService.GetNode:output_type -> atoll.v1.Node
+	1,  // 40: atoll.v1.NodeService.DrainNode:output_type -> atoll.v1.Node
+	13, // 41: atoll.v1.AgentService.Session:output_type -> atoll.v1.ServerMessage
+	29, // 42: atoll.v1.AgentLogService.InstanceLogs:output_type -> atoll.v1.LogLine
+	38, // [38:43] is the sub-list for method output_type
+	33, // [33:38] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_node_proto_init() }
@@ -1763,9 +1883,9 @@ func file_atoll_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_node_proto_rawDesc), len(file_atoll_v1_node_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_atoll_v1_node_proto_goTypes,
 		DependencyIndexes: file_atoll_v1_node_proto_depIdxs,

@@ -297,3 +297,114 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "atoll/v1/node.proto",
 }
+
+const (
+	AgentLogService_InstanceLogs_FullMethodName = "/atoll.v1.AgentLogService/InstanceLogs"
+)
+
+// AgentLogServiceClient is the client API for AgentLogService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AgentLogService is served by each agent (on its --listen address) for the
+// control plane, which proxies GetAppLogs to the nodes of an app.
+type AgentLogServiceClient interface {
+	InstanceLogs(ctx context.Context, in *InstanceLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogLine], error)
+}
+
+type agentLogServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAgentLogServiceClient(cc grpc.ClientConnInterface) AgentLogServiceClient {
+	return &agentLogServiceClient{cc}
+}
+
+func (c *agentLogServiceClient) InstanceLogs(ctx context.Context, in *InstanceLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogLine], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentLogService_ServiceDesc.Streams[0], AgentLogService_InstanceLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[InstanceLogsRequest, LogLine]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentLogService_InstanceLogsClient = grpc.ServerStreamingClient[LogLine]
+
+// AgentLogServiceServer is the server API for AgentLogService service.
+// All implementations must embed UnimplementedAgentLogServiceServer
+// for forward compatibility.
+//
+// AgentLogService is served by each agent (on its --listen address) for the
+// control plane, which proxies GetAppLogs to the nodes of an app.
+type AgentLogServiceServer interface {
+	InstanceLogs(*InstanceLogsRequest, grpc.ServerStreamingServer[LogLine]) error
+	mustEmbedUnimplementedAgentLogServiceServer()
+}
+
+// UnimplementedAgentLogServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAgentLogServiceServer struct{}
+
+func (UnimplementedAgentLogServiceServer) InstanceLogs(*InstanceLogsRequest, grpc.ServerStreamingServer[LogLine]) error {
+	return status.Error(codes.Unimplemented, "method InstanceLogs not implemented")
+}
+func (UnimplementedAgentLogServiceServer) mustEmbedUnimplementedAgentLogServiceServer() {}
+func (UnimplementedAgentLogServiceServer) testEmbeddedByValue()                         {}
+
+// UnsafeAgentLogServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AgentLogServiceServer will
+// result in compilation errors.
+type UnsafeAgentLogServiceServer interface {
+	mustEmbedUnimplementedAgentLogServiceServer()
+}
+
+func RegisterAgentLogServiceServer(s grpc.ServiceRegistrar, srv AgentLogServiceServer) {
+	// If the following call panics, it indicates UnimplementedAgentLogServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AgentLogService_ServiceDesc, srv)
+}
+
+func _AgentLogService_InstanceLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(InstanceLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AgentLogServiceServer).InstanceLogs(m, &grpc.GenericServerStream[InstanceLogsRequest, LogLine]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentLogService_InstanceLogsServer = grpc.ServerStreamingServer[LogLine]
+
+// AgentLogService_ServiceDesc is the grpc.ServiceDesc for AgentLogService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AgentLogService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "atoll.v1.AgentLogService",
+	HandlerType: (*AgentLogServiceServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "InstanceLogs",
+			Handler:       _AgentLogService_InstanceLogs_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "atoll/v1/node.proto",
+}
