@@ -84,3 +84,5 @@ func table(w io.Writer, header []string, rows [][]string) {
 }
 
 func tableWriter(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+var jsonLine = protojson.MarshalOptions{EmitUnpopulated: true}

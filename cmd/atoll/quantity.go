@@ -135,4 +135,4 @@ func (q *quotaFlags) resources() (r *atollv1.Resources, paths []string, err erro
 }
 
 func fmtCPU(m int32) string { return fmt.Sprintf("%dm", m) }
-func fmtMB(mb int32) string  { return fmt.Sprintf("%dMB", mb) }
+func fmtMB(mb int32) string { return fmt.Sprintf("%dMB", mb) }
