@@ -38,6 +38,7 @@ type Runtime interface {
 	// List returns the containers (running or not) whose labels include every
 	// key=value of selector; an empty selector lists every container. List
 	// fills the summary fields of ContainerInfo (see there); Inspect fills all.
+	// The result is sorted by name.
 	List(ctx context.Context, selector map[string]string) ([]ContainerInfo, error)
 	// Inspect returns the full state of one container.
 	Inspect(ctx context.Context, id string) (ContainerInfo, error)

@@ -128,7 +128,8 @@ const (
 )
 
 // ContainerInfo describes one container. List fills ID, Name, Image, Labels,
-// State, CreatedAt and Ports; Inspect fills every field.
+// State, CreatedAt, IPAddress and Ports; Inspect fills every field. IPAddress
+// and Ports are only set while the container runs.
 type ContainerInfo struct {
 	ID     string
 	Name   string // without the engine's leading "/"

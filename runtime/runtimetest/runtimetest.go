@@ -232,7 +232,6 @@ func testExitCodeAndLogs(t *testing.T, f Fixture) {
 	spec := f.spec("exit3")
 	f.Program(&spec, []string{"hello out", "second"}, []string{"hello err"}, 3)
 	id := f.create(t, spec)
-	before := time.Now().Add(-time.Minute)
 	must(t, "Start", rt.Start(ctx, id))
 	info := WaitFor(t, rt, id, "exit", func(i runtime.ContainerInfo) bool { return i.State == runtime.StateExited })
 	if info.ExitCode != 3 || info.OOMKilled || info.FinishedAt.Before(info.StartedAt) {
@@ -241,9 +240,9 @@ func testExitCodeAndLogs(t *testing.T, f Fixture) {
 
 	lines := readLines(t, rt, id, runtime.LogOptions{})
 	var out, errs []string
-	for _, l := range lines {
-		if l.Time.Before(before) {
-			t.Errorf("line %+v has an old timestamp", l)
+	for i, l := range lines {
+		if l.Time.IsZero() || (i > 0 && l.Time.Before(lines[i-1].Time)) {
+			t.Errorf("line %d %+v: timestamps must be set and in order", i, l)
 		}
 		switch l.Stream {
 		case runtime.Stdout:
@@ -255,11 +254,14 @@ func testExitCodeAndLogs(t *testing.T, f Fixture) {
 	if !slices.Equal(out, []string{"hello out", "second"}) || !slices.Equal(errs, []string{"hello err"}) {
 		t.Fatalf("logs: stdout %q stderr %q", out, errs)
 	}
-	if tail := readLines(t, rt, id, runtime.LogOptions{Tail: 1}); len(tail) != 1 {
+	if tail := readLines(t, rt, id, runtime.LogOptions{Tail: 1}); len(tail) != 1 || tail[0] != lines[2] {
 		t.Fatalf("Tail 1 gave %v", tail)
 	}
-	if late := readLines(t, rt, id, runtime.LogOptions{Since: time.Now().Add(time.Hour)}); len(late) != 0 {
-		t.Fatalf("Since the future gave %v", late)
+	if since := readLines(t, rt, id, runtime.LogOptions{Since: lines[1].Time}); !slices.Equal(since, lines[1:]) {
+		t.Fatalf("Since the second line's time gave %v", since)
+	}
+	if late := readLines(t, rt, id, runtime.LogOptions{Since: lines[2].Time.Add(time.Second)}); len(late) != 0 {
+		t.Fatalf("Since after the last line gave %v", late)
 	}
 	// Following an exited container's logs ends at once.
 	if all := readLines(t, rt, id, runtime.LogOptions{Follow: true}); len(all) != 3 {
