@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -59,7 +60,11 @@ func (o *clientOpts) explain(err error) error {
 	case codes.Unauthenticated:
 		return fmt.Errorf("%s\n  check ATOLL_TOKEN (a dev server's admin token is in atoll-data/admin.token)", st.Message())
 	}
-	return fmt.Errorf("%s: %s", strings.ToLower(strings.ReplaceAll(st.Code().String(), "_", " ")), st.Message())
+	code := strings.ToLower(strings.ReplaceAll(codeName(st.Code()), "_", " "))
+	if strings.HasPrefix(strings.ToLower(st.Message()), code) || strings.HasPrefix(st.Message(), "invalid request") {
+		return errors.New(st.Message())
+	}
+	return fmt.Errorf("%s: %s", code, st.Message())
 }
 
 var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}
@@ -86,3 +91,16 @@ func table(w io.Writer, header []string, rows [][]string) {
 func tableWriter(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
 
 var jsonLine = protojson.MarshalOptions{EmitUnpopulated: true}
+
+// codeName is the gRPC code in words: PermissionDenied -> "Permission_Denied".
+func codeName(c codes.Code) string {
+	n := c.String()
+	var b strings.Builder
+	for i, r := range n {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

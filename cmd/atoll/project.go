@@ -16,7 +16,9 @@ func projectCommand() *command {
 		projectCreate(), projectGet(), projectList(), projectUpdate(), projectDelete())
 }
 
-func projectClient(c *call) atollv1.ProjectServiceClient { return atollv1.NewProjectServiceClient(c.conn) }
+func projectClient(c *call) atollv1.ProjectServiceClient {
+	return atollv1.NewProjectServiceClient(c.conn)
+}
 
 // resolveProject turns an id or a name/slug into a project id.
 func resolveProject(c *call, arg string) (string, error) {
