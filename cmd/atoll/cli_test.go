@@ -219,8 +219,25 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("after restore: %+v", env)
 	}
 
+	// pagination: a second environment, one per page, and a hint with the token
+	cli.ok("env", "create", "second", "--cpu", "500m", "--memory", "512Mi", "--storage", "1Gi")
+	stdout, stderr, err := cli.run("env", "list", "--limit", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`--page-token (\S+)`).FindStringSubmatch(stderr)
+	if m == nil || strings.Count(stdout, "env_") != 1 {
+		t.Fatalf("env list --limit 1: want one row and a next-page hint\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	if out := cli.ok("env", "list", "--limit", "1", "--page-token", m[1]); strings.Count(out, "env_") != 1 || strings.Contains(out, strings.Fields(stdout[strings.Index(stdout, "env_"):])[0]) {
+		t.Fatalf("second page repeats the first or is empty:\n%s", out)
+	}
+
+	// watch prints one line per event until its context ends
+	testWatch(t, cli, "second")
+
 	// errors say what is wrong
-	err := cli.fails("env", "get", "no-such-env")
+	err = cli.fails("env", "get", "no-such-env")
 	mustContain(t, "unknown env", err.Error(), "not found", `"no-such-env"`)
 	noToken := cliRunner{t: t, addr: addr}
 	err = noToken.fails("env", "list")
@@ -238,6 +255,21 @@ func TestCLI(t *testing.T) {
 
 	// org
 	mustContain(t, "org get", cli.ok("org", "get"), "RESOURCE", "QUOTA", "ALLOCATED")
+	var org struct {
+		Quota struct {
+			CPU int `json:"cpu"`
+		} `json:"quota"`
+		DefaultEnvironmentQuota struct {
+			CPU    int `json:"cpu"`
+			Memory int `json:"memory"`
+		} `json:"defaultEnvironmentQuota"`
+	}
+	cli.json(&org, "org", "update", "--cpu", "48", "--default-memory", "1Gi")
+	if org.Quota.CPU != 48000 || org.DefaultEnvironmentQuota.Memory != 1024 || org.DefaultEnvironmentQuota.CPU == 0 {
+		t.Fatalf("org update: %+v", org)
+	}
+	out = cli.ok("org", "create", "acme", "--cpu", "8", "--memory", "16Gi", "--storage", "100Gi")
+	mustContain(t, "org create", out, "created organization acme", "atl_")
 
 	// a read-only token cannot create environments
 	var created struct {
@@ -327,5 +359,42 @@ func TestUsageErrors(t *testing.T) {
 	err = run(context.Background(), []string{"env", "list", "--nope"}, &o, &e)
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("env list --nope: %v", err)
+	}
+}
+
+func testWatch(t *testing.T, cli cliRunner, name string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"env", "watch", name, "--addr", cli.addr, "--token", cli.token}, &out, &errOut)
+	}()
+	waitFor := func(sub string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(out.String(), sub) {
+			select {
+			case err := <-done:
+				t.Fatalf("env watch ended early: %v\n%s%s", err, out.String(), errOut.String())
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("env watch: %q not seen within 15s:\n%s%s", sub, out.String(), errOut.String())
+			}
+		}
+	}
+	waitFor(name) // the first event describes the environment as it is
+	cli.ok("env", "update", name, "--description", "watched")
+	waitFor("updated")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("env watch returned %v after cancel, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("env watch did not return after cancel")
 	}
 }

@@ -13,9 +13,9 @@ import (
 //
 //	500m   millicores (500)
 //	0.5    cores, when the number has a decimal point (500)
-//	2      a bare integer below 10 is cores (2000): nobody means 2 millicores
-//	2000   a bare integer of 10 or more is millicores (2000)
-const cpuHelp = "CPU: 500m (millicores), 0.5 or 2 (cores; bare integers < 10 are cores), 2000 (millicores)"
+//	2      a bare integer below 100 is cores (2000): nobody means 2 millicores
+//	2000   a bare integer of 100 or more is millicores (2000); 128 cores is 128.0
+const cpuHelp = "CPU: 500m or 2000 (millicores), 0.5, 2 or 128.0 (cores; bare integers below 100 are cores)"
 
 // Memory and storage quantities (the API counts MB, 1024 MB = 1 Gi):
 //
@@ -49,7 +49,7 @@ func parseCPU(s string) (int32, error) {
 			return 0, fmt.Errorf("cpu %q: want e.g. 500m, 0.5 or 2", s)
 		}
 		milli = float64(n)
-		if n < 10 {
+		if n < 100 {
 			milli *= 1000
 		}
 	}

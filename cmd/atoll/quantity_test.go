@@ -10,7 +10,11 @@ func TestParseCPU(t *testing.T) {
 	}{
 		{"500m", 500, false},
 		{"2000", 2000, false},
-		{"10", 10, false},
+		{"10", 10000, false},
+		{"32", 32000, false},
+		{"99", 99000, false},
+		{"100", 100, false},
+		{"128.0", 128000, false},
 		{"2", 2000, false},
 		{"1", 1000, false},
 		{"0.5", 500, false},
