@@ -15,6 +15,7 @@ type cluster struct {
 	nodes  []*Node // canonical order
 	index  map[string]int32
 	status []NodeStatus
+	gate   []int64     // 0 for READY nodes, math.MinInt64 otherwise (see feasible)
 	alloc  []Resources // allocatable
 	free   []Resources // allocatable - allocations - placements
 	inv    []invAlloc
@@ -61,8 +62,8 @@ func newCluster(nodes []Node, seed int64) (*cluster, error) {
 		if _, dup := c.index[nd.ID]; dup {
 			errs = append(errs, fmt.Sprintf("duplicate node id %q", nd.ID))
 		}
-		if nd.Allocatable.IsNegative() {
-			errs = append(errs, fmt.Sprintf("node %q: negative allocatable (%s)", nd.ID, nd.Allocatable))
+		if !nd.Allocatable.valid() {
+			errs = append(errs, fmt.Sprintf("node %q: allocatable %s out of range [0, MaxQuantity]", nd.ID, nd.Allocatable))
 		}
 		c.index[nd.ID] = 0
 		order[i] = keyed{tie: seededHash(seed, nd.ID), at: i}

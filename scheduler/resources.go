@@ -11,6 +11,16 @@ type Resources struct {
 	StorageMB int64
 }
 
+// MaxQuantity bounds every quantity the scheduler accepts (2^40: about a
+// billion cores, or an exabyte), so that its sums and differences cannot
+// overflow int64.
+const MaxQuantity = 1 << 40
+
+// valid reports whether every dimension is in [0, MaxQuantity].
+func (r Resources) valid() bool {
+	return uint64(r.CPU) <= MaxQuantity && uint64(r.MemoryMB) <= MaxQuantity && uint64(r.StorageMB) <= MaxQuantity
+}
+
 // Add returns r + o.
 func (r Resources) Add(o Resources) Resources {
 	return Resources{CPU: r.CPU + o.CPU, MemoryMB: r.MemoryMB + o.MemoryMB, StorageMB: r.StorageMB + o.StorageMB}

@@ -105,8 +105,8 @@ func (c *cluster) addAllocations(allocs []Allocation, reqs requestIndex) error {
 			errs = append(errs, fmt.Sprintf("duplicate allocation id %q", a.ID))
 		}
 		seen[a.ID] = struct{}{}
-		if a.Resources.IsNegative() {
-			errs = append(errs, fmt.Sprintf("allocation %q: negative resources (%s)", a.ID, a.Resources))
+		if !a.Resources.valid() {
+			errs = append(errs, fmt.Sprintf("allocation %q: resources %s out of range [0, MaxQuantity]", a.ID, a.Resources))
 		}
 		st := reqs.byApp[a.AppID]
 		i, known := c.index[a.NodeID]
@@ -190,7 +190,7 @@ func (s *scheduling) reconcile(st *appState) {
 		s.plan.Unplaced = append(s.plan.Unplaced, Unplaced{
 			AppID:   req.AppID,
 			Missing: max(0, req.Replicas-len(st.ready)),
-			Reasons: Explanation{Invalid: strings.ReplaceAll(st.invalid.Error(), "\n", "; ")},
+			Reasons: Explanation{Invalid: st.invalid.Error()},
 		})
 		return
 	}

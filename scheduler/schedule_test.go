@@ -368,10 +368,13 @@ func TestScheduleInvalidRequestDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("unplaced %+v", p.Unplaced)
 	}
 	msg := p.Unplaced[0].Reasons.String()
-	for _, want := range []string{"replicas -1 < 0", "negative resources", "host port 80/tcp listed twice", "port must be 1-65535", `unknown operator "~"`} {
+	for _, want := range []string{"invalid request: replicas -1 < 0; resources cpu=-5m memory=64MB storage=0MB out of range [0, MaxQuantity]", "host port 80/tcp listed twice", "port must be 1-65535", `unknown operator "~"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("explanation %q lacks %q", msg, want)
 		}
+	}
+	if err := in.Requests[0].Validate(); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("Validate() = %v, want ErrInvalidRequest", err)
 	}
 	if strings.Contains(msg, "\n") {
 		t.Errorf("explanation %q has a newline", msg)
@@ -388,7 +391,9 @@ func TestScheduleInvalidInput(t *testing.T) {
 	}{
 		{"duplicate node", Input{Nodes: []Node{n, n}}, Options{}, `duplicate node id "n1"`},
 		{"empty node id", Input{Nodes: []Node{node("", res(1, 1, 1))}}, Options{}, "empty id"},
-		{"negative allocatable", Input{Nodes: []Node{node("n", res(-1, 1, 1))}}, Options{}, "negative allocatable"},
+		{"negative allocatable", Input{Nodes: []Node{node("n", res(-1, 1, 1))}}, Options{}, "allocatable cpu=-1m memory=1MB storage=1MB out of range"},
+		{"huge allocatable", Input{Nodes: []Node{node("n", res(1, MaxQuantity+1, 1))}}, Options{}, "out of range [0, MaxQuantity]"},
+		{"huge allocation", Input{Nodes: []Node{n}, Allocations: []Allocation{{ID: "x", NodeID: "n1", Resources: res(0, 0, MaxQuantity+1)}}}, Options{}, `allocation "x": resources`},
 		{"duplicate request", Input{Nodes: []Node{n}, Requests: []Request{{AppID: "a"}, {AppID: "a"}}}, Options{}, `more than one request for app "a"`},
 		{"duplicate allocation", Input{Nodes: []Node{n}, Allocations: []Allocation{{ID: "x", NodeID: "n1"}, {ID: "x", NodeID: "n1"}}}, Options{}, `duplicate allocation id "x"`},
 		{"negative sample", Input{}, Options{SampleSize: -1}, "sample size -1"},

@@ -1,8 +1,8 @@
 package scheduler
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 )
 
 // NodeStatus is the scheduling status of a node. The zero value is NodeDown,
@@ -130,12 +130,12 @@ type Request struct {
 	Strategy    Strategy
 }
 
-// Validate returns every problem of the request at once, each wrapping
-// ErrInvalidRequest.
+// Validate returns every problem of the request at once, in one error
+// wrapping ErrInvalidRequest.
 func (r *Request) Validate() error {
-	var errs []error
+	var problems []string
 	add := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, a...)))
+		problems = append(problems, fmt.Sprintf(format, a...))
 	}
 	if r.AppID == "" {
 		add("empty app id")
@@ -143,8 +143,8 @@ func (r *Request) Validate() error {
 	if r.Replicas < 0 {
 		add("replicas %d < 0", r.Replicas)
 	}
-	if r.Resources.IsNegative() {
-		add("negative resources (%s)", r.Resources)
+	if !r.Resources.valid() {
+		add("resources %s out of range [0, MaxQuantity]", r.Resources)
 	}
 	if r.MaxPerNode < 0 {
 		add("max per node %d < 0", r.MaxPerNode)
@@ -168,7 +168,10 @@ func (r *Request) Validate() error {
 		}
 		seen[p.key()] = true
 	}
-	return errors.Join(errs...)
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidRequest, strings.Join(problems, "; "))
 }
 
 // Input is the cluster view and the desired state to reconcile. Only the apps
