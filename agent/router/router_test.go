@@ -1,0 +1,88 @@
+package router
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func backend(t *testing.T, name string) string {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, name+" "+r.Host)
+	}))
+	t.Cleanup(s.Close)
+	return strings.TrimPrefix(s.URL, "http://")
+}
+
+func get(t *testing.T, h http.Handler, host string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest("GET", "http://"+host+"/x", nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+func TestRoundRobin(t *testing.T) {
+	a, b := backend(t, "a"), backend(t, "b")
+	r := New()
+	r.SetRoutes(map[string][]string{"Web-Demo.localhost": {a, b}})
+	seen := map[string]int{}
+	for range 6 {
+		code, body := get(t, r, "web-demo.LOCALHOST:7080")
+		if code != 200 {
+			t.Fatalf("code %d body %q", code, body)
+		}
+		if !strings.HasSuffix(body, " web-demo.LOCALHOST:7080") {
+			t.Errorf("backend saw host %q; want the original Host", body)
+		}
+		seen[strings.Fields(body)[0]]++
+	}
+	if seen["a"] != 3 || seen["b"] != 3 {
+		t.Errorf("round robin: %v, want 3 each", seen)
+	}
+}
+
+func TestSkipsFailedAddress(t *testing.T) {
+	a := backend(t, "a")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // nothing listens there any more
+	r := New()
+	r.SetRoutes(map[string][]string{"web.localhost": {dead, a}})
+	var bad int
+	for range 6 {
+		code, _ := get(t, r, "web.localhost")
+		if code == http.StatusBadGateway {
+			bad++
+		} else if code != 200 {
+			t.Fatalf("code %d", code)
+		}
+	}
+	if bad != 1 {
+		t.Errorf("%d requests hit the dead address; want 1 (then skipped)", bad)
+	}
+}
+
+func TestNotFoundAndUnavailable(t *testing.T) {
+	r := New()
+	r.SetRoutes(map[string][]string{"web.localhost": {}, "api.localhost": {"127.0.0.1:1"}})
+	code, body := get(t, r, "nope.localhost")
+	if code != http.StatusNotFound || !strings.Contains(body, `"nope.localhost"`) || !strings.Contains(body, "api.localhost") {
+		t.Errorf("unknown host: %d %q", code, body)
+	}
+	code, body = get(t, r, "web.localhost:80")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "no running instance") {
+		t.Errorf("no targets: %d %q", code, body)
+	}
+	r.SetRoutes(nil)
+	if code, _ := get(t, r, "api.localhost"); code != http.StatusNotFound {
+		t.Errorf("after replacing the table: %d, want 404", code)
+	}
+}
