@@ -148,30 +148,36 @@ func (c *cluster) requestOrder(reqs requestIndex) []int {
 			tot[2] += float64(a.StorageMB)
 		}
 	}
-	share := make([]float64, len(reqs.list))
+	type key struct {
+		share float64
+		shape uint64
+		app   string
+		k     int
+	}
+	keys := make([]key, len(reqs.list))
 	for k, st := range reqs.list {
 		r := st.req.Resources
+		var share float64
 		for d, v := range [3]int64{r.CPU, r.MemoryMB, r.StorageMB} {
 			if tot[d] > 0 {
-				share[k] = max(share[k], float64(float64(v)/tot[d]))
+				share = max(share, float64(float64(v)/tot[d]))
 			}
 		}
+		keys[k] = key{share: share, shape: shapeHash(st.req), app: st.req.AppID, k: k}
 	}
-	shape := make([]uint64, len(reqs.list))
-	order := make([]int, len(reqs.list))
-	for k := range order {
-		order[k] = k
-		shape[k] = shapeHash(reqs.list[k].req)
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		if share[a] != share[b] {
-			return cmp.Compare(share[b], share[a])
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.share != b.share {
+			return cmp.Compare(b.share, a.share)
 		}
-		if shape[a] != shape[b] {
-			return cmp.Compare(shape[a], shape[b])
+		if a.shape != b.shape {
+			return cmp.Compare(a.shape, b.shape)
 		}
-		return strings.Compare(reqs.list[a].req.AppID, reqs.list[b].req.AppID)
+		return strings.Compare(a.app, b.app)
 	})
+	order := make([]int, len(keys))
+	for i, k := range keys {
+		order[i] = k.k
+	}
 	return order
 }
 

@@ -157,16 +157,17 @@ func (r *Request) Validate() error {
 			add("%v", err)
 		}
 	}
-	seen := make(map[uint32]bool, len(r.HostPorts))
-	for _, p := range r.HostPorts {
+	for k, p := range r.HostPorts {
 		if err := p.validate(); err != nil {
 			add("%v", err)
 			continue
 		}
-		if seen[p.key()] {
-			add("host port %s listed twice", p)
+		for _, q := range r.HostPorts[:k] {
+			if q.key() == p.key() {
+				add("host port %s listed twice", p)
+				break
+			}
 		}
-		seen[p.key()] = true
 	}
 	if len(problems) == 0 {
 		return nil
