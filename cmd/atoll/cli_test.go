@@ -239,6 +239,10 @@ func TestCLI(t *testing.T) {
 	// errors say what is wrong
 	err = cli.fails("env", "get", "no-such-env")
 	mustContain(t, "unknown env", err.Error(), "not found", `"no-such-env"`)
+	err = cli.fails("env", "get", "env_aaaaaaaaaaaaaaaaaaaaaaaaaa")
+	if !strings.Contains(err.Error(), "not found") || strings.Count(err.Error(), "not found") != 1 {
+		t.Fatalf("unknown env id: %q", err)
+	}
 	noToken := cliRunner{t: t, addr: addr}
 	err = noToken.fails("env", "list")
 	mustContain(t, "no token", err.Error(), "ATOLL_TOKEN")
@@ -285,7 +289,10 @@ func TestCLI(t *testing.T) {
 	ro := cliRunner{t: t, addr: addr, token: created.Secret}
 	mustContain(t, "list with env:read", ro.ok("env", "list"), "demo")
 	err = ro.fails("env", "create", "nope")
-	mustContain(t, "create with env:read", err.Error(), "env:write")
+	mustContain(t, "create with env:read", err.Error(), "permission denied", "env:write", "--scope env:write")
+	if strings.Count(err.Error(), "permission denied") != 1 {
+		t.Fatalf("repeated code in %q", err)
+	}
 	mustContain(t, "token whoami", ro.ok("token", "whoami"), "ci-read", "env:read")
 	mustContain(t, "token list", cli.ok("token", "list"), "ci-read")
 	cli.ok("token", "revoke", created.Token.ID)

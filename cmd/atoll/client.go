@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -61,7 +62,14 @@ func (o *clientOpts) explain(err error) error {
 		return fmt.Errorf("%s\n  check ATOLL_TOKEN (a dev server's admin token is in atoll-data/admin.token)", st.Message())
 	}
 	code := strings.ToLower(strings.ReplaceAll(codeName(st.Code()), "_", " "))
-	if strings.HasPrefix(strings.ToLower(st.Message()), code) || strings.HasPrefix(st.Message(), "invalid request") {
+	if st.Code() == codes.PermissionDenied {
+		for _, d := range st.Details() {
+			if info, ok := d.(*errdetails.ErrorInfo); ok && info.Metadata["requiredPermission"] != "" {
+				return fmt.Errorf("%s\n  use a token with %[2]s (an admin can make one: atoll token create NAME --scope %[2]s)", st.Message(), info.Metadata["requiredPermission"])
+			}
+		}
+	}
+	if strings.Contains(strings.ToLower(st.Message()), code) || strings.HasPrefix(st.Message(), "invalid request") {
 		return errors.New(st.Message())
 	}
 	return fmt.Errorf("%s: %s", code, st.Message())
