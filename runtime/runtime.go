@@ -45,6 +45,10 @@ type Runtime interface {
 	// Stats measures the container once: CPU, memory, pids (zero when not
 	// running) and storage (writable layer + named volumes, always).
 	Stats(ctx context.Context, id string) (Stats, error)
+	// StorageUsedMB is Stats' storage measurement alone (writable layer +
+	// named volumes), cheaper than Stats: what the agent compares with
+	// Limits.StorageMB.
+	StorageUsedMB(ctx context.Context, id string) (float64, error)
 	// Logs returns the container's output as lines. The caller must Close
 	// the stream.
 	Logs(ctx context.Context, id string, opts LogOptions) (LogStream, error)

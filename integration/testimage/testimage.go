@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 )
 
@@ -86,7 +87,8 @@ func Build(ctx context.Context, cli client.APIClient, tag string) error {
 	if err != nil {
 		return err
 	}
-	if img, err := cli.ImageInspect(ctx, tag); err == nil && img.Config != nil && img.Config.Labels[HashLabel] == hash {
+	old, err := cli.ImageInspect(ctx, tag)
+	if err == nil && old.Config != nil && old.Config.Labels[HashLabel] == hash {
 		return nil
 	}
 
@@ -155,6 +157,11 @@ func Build(ctx context.Context, cli client.APIClient, tag string) error {
 	}
 	if img.Config == nil || img.Config.Labels[HashLabel] != hash {
 		return fmt.Errorf("testimage: built %s but its hash label is not %s", tag, hash)
+	}
+	// The image the tag pointed to before is now untagged: remove it
+	// unless a container still uses it (or another build already did).
+	if old.ID != "" && old.ID != img.ID {
+		cli.ImageRemove(ctx, old.ID, image.RemoveOptions{PruneChildren: true})
 	}
 	return nil
 }

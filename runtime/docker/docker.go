@@ -28,8 +28,10 @@ type Config struct {
 	// FilesDir is where the files of ContainerSpec.Files are written; the
 	// agent points it into its data directory.
 	FilesDir string
-	// PullTimeout bounds one EnsureImage pull.
-	PullTimeout time.Duration
+	// PullTimeout bounds one EnsureImage pull; PullStallTimeout abandons it
+	// earlier when the engine reports no progress for that long.
+	PullTimeout      time.Duration
+	PullStallTimeout time.Duration
 	// CapAdd are the capabilities kept after dropping ALL.
 	CapAdd []string
 	// DefaultPidsLimit applies when a spec's Limits.PidsLimit is 0.
@@ -52,7 +54,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		FilesDir:            filepath.Join(os.TempDir(), "atoll-files"),
-		PullTimeout:         2 * time.Minute,
+		PullTimeout:         10 * time.Minute,
+		PullStallTimeout:    30 * time.Second,
 		CapAdd:              append([]string(nil), DefaultCapAdd...),
 		DefaultPidsLimit:    runtime.DefaultPidsLimit,
 		LogMaxSize:          "10m",
@@ -70,6 +73,9 @@ func (c Config) Validate() error {
 	}
 	if c.PullTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PullTimeout %v must be positive", c.PullTimeout))
+	}
+	if c.PullStallTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("PullStallTimeout %v must be positive", c.PullStallTimeout))
 	}
 	if c.DefaultPidsLimit <= 0 {
 		errs = append(errs, fmt.Errorf("DefaultPidsLimit %d must be positive", c.DefaultPidsLimit))

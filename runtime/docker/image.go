@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
@@ -14,7 +15,10 @@ import (
 )
 
 // EnsureImage returns at once when ref is on this host, and otherwise pulls
-// it within Config.PullTimeout (or the context's deadline, if sooner).
+// it. The pull is abandoned when the engine reports no progress for
+// Config.PullStallTimeout, and in any case after Config.PullTimeout (or at
+// the context's deadline, if sooner): a large image may take minutes, a
+// stuck registry never holds the agent for long.
 func (r *Runtime) EnsureImage(ctx context.Context, ref string) error {
 	if ref == "" {
 		return fmt.Errorf("%w: empty image reference", runtime.ErrInvalidSpec)
@@ -24,14 +28,21 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string) error {
 	} else if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("inspect image %q: %w", ref, err)
 	}
-	pullCtx, cancel := context.WithTimeout(ctx, r.cfg.PullTimeout)
+	pullCtx, cancel := context.WithTimeoutCause(ctx, r.cfg.PullTimeout, fmt.Errorf("pull timed out after %v", r.cfg.PullTimeout))
 	defer cancel()
-	if err := r.pull(pullCtx, ref); err != nil {
+	stallCtx, stalled := context.WithCancelCause(pullCtx)
+	defer stalled(nil)
+	watchdog := time.AfterFunc(r.cfg.PullStallTimeout, func() {
+		stalled(fmt.Errorf("pull made no progress for %v", r.cfg.PullStallTimeout))
+	})
+	defer watchdog.Stop()
+	progress := func() { watchdog.Reset(r.cfg.PullStallTimeout) }
+	if err := r.pull(stallCtx, ref, progress); err != nil {
 		if ctx.Err() != nil { // the caller gave up: not the image's fault
 			return fmt.Errorf("pull image %q: %w", ref, ctx.Err())
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("pull timed out after %v", r.cfg.PullTimeout)
+		if cause := context.Cause(stallCtx); cause != nil {
+			err = cause
 		}
 		return runtime.ImageNotFound(ref, err)
 	}
@@ -43,12 +54,16 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string) error {
 
 // pull pulls ref and reads the progress stream to its end, returning the
 // error the stream reports (the API answers 200 and reports failures inside).
-func (r *Runtime) pull(ctx context.Context, ref string) error {
+// progress is called for every message.
+func (r *Runtime) pull(ctx context.Context, ref string, progress func()) error {
 	rc, err := r.cli.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
+	// A stalled body does not notice the context by itself.
+	stop := context.AfterFunc(ctx, func() { rc.Close() })
+	defer stop()
 	dec := json.NewDecoder(rc)
 	for {
 		var m struct {
@@ -58,14 +73,15 @@ func (r *Runtime) pull(ctx context.Context, ref string) error {
 			} `json:"errorDetail"`
 		}
 		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
 			return fmt.Errorf("reading pull progress: %w", err)
 		}
+		progress()
 		if m.ErrorDetail.Message != "" {
 			return errors.New(m.ErrorDetail.Message)
 		}

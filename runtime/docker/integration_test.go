@@ -295,6 +295,9 @@ func TestVolumeSurvivesRestartAndRecreate(t *testing.T) {
 	if st.VolumesMB[vol] != mb || st.WritableLayerMB < 0.19 || st.StorageMB != st.WritableLayerMB+mb {
 		t.Errorf("storage: %+v", st)
 	}
+	if used, err := rt.StorageUsedMB(ctx, a.id); err != nil || used != st.StorageMB {
+		t.Errorf("StorageUsedMB = %v, %v; Stats said %v", used, err, st.StorageMB)
+	}
 
 	must(t, "Stop", rt.Stop(ctx, a.id, 5*time.Second))
 	must(t, "Start", rt.Start(ctx, a.id))

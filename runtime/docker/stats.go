@@ -29,28 +29,11 @@ const cpuSampleMaxAge = 10 * time.Minute
 // pids are zero for a container that is not running; storage is always
 // measured.
 func (r *Runtime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
-	c, _, err := r.cli.ContainerInspectWithRaw(ctx, id, true)
+	c, st, err := r.storage(ctx, id)
 	if err != nil {
-		return runtime.Stats{}, containerErr("stats", id, err)
+		return runtime.Stats{}, err
 	}
-	st := runtime.Stats{Time: time.Now().UTC(), VolumesMB: map[string]float64{}}
-	if c.SizeRw != nil {
-		st.WritableLayerMB = float64(*c.SizeRw) / runtime.MB
-	}
-	st.StorageMB = st.WritableLayerMB
-	for _, m := range c.Mounts {
-		if m.Type != mount.TypeVolume || m.Name == "" {
-			continue
-		}
-		// Anonymous volumes (from an image's VOLUME) count too: they are
-		// removed with the container and belong to it.
-		mb, err := r.VolumeSizeMB(ctx, m.Name)
-		if err != nil {
-			return runtime.Stats{}, fmt.Errorf("stats %s: %w", id, err)
-		}
-		st.VolumesMB[m.Name] = mb
-		st.StorageMB += mb
-	}
+	st.Time = time.Now().UTC()
 	if c.State == nil || !c.State.Running {
 		return st, nil
 	}
@@ -84,6 +67,39 @@ func (r *Runtime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 		st.Time = raw.Read.UTC()
 	}
 	return st, nil
+}
+
+// StorageUsedMB measures the writable layer and the named volumes.
+func (r *Runtime) StorageUsedMB(ctx context.Context, id string) (float64, error) {
+	_, st, err := r.storage(ctx, id)
+	return st.StorageMB, err
+}
+
+// storage inspects the container with its size and measures its volumes.
+func (r *Runtime) storage(ctx context.Context, id string) (container.InspectResponse, runtime.Stats, error) {
+	c, _, err := r.cli.ContainerInspectWithRaw(ctx, id, true)
+	if err != nil {
+		return c, runtime.Stats{}, containerErr("stats", id, err)
+	}
+	st := runtime.Stats{VolumesMB: map[string]float64{}}
+	if c.SizeRw != nil {
+		st.WritableLayerMB = float64(*c.SizeRw) / runtime.MB
+	}
+	st.StorageMB = st.WritableLayerMB
+	for _, m := range c.Mounts {
+		if m.Type != mount.TypeVolume || m.Name == "" {
+			continue
+		}
+		// Anonymous volumes (from an image's VOLUME) count too: they are
+		// removed with the container and belong to it.
+		mb, err := r.VolumeSizeMB(ctx, m.Name)
+		if err != nil {
+			return c, runtime.Stats{}, fmt.Errorf("storage of %s: %w", id, err)
+		}
+		st.VolumesMB[m.Name] = mb
+		st.StorageMB += mb
+	}
+	return c, st, nil
 }
 
 func (r *Runtime) sample(ctx context.Context, id, started string) (cpuSample, container.StatsResponse, error) {

@@ -25,6 +25,7 @@ func NewTestRuntime(t testing.TB) (*Runtime, string) {
 	cfg := DefaultConfig()
 	cfg.FilesDir = t.TempDir()
 	cfg.PullTimeout = 15 * time.Second
+	cfg.PullStallTimeout = 5 * time.Second
 	cfg.StatsSampleInterval = 200 * time.Millisecond
 	rt, err := New(cfg)
 	if err != nil {

@@ -5,14 +5,18 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/client"
 
 	"github.com/atollhq/atoll/runtime"
 )
@@ -172,7 +176,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := Config{FilesDir: "rel"}.Validate()
-	for _, want := range []string{"FilesDir", "PullTimeout", "DefaultPidsLimit", "LogMaxFiles", "StatsSampleInterval", "ExecOutputLimit"} {
+	for _, want := range []string{"FilesDir", "PullTimeout", "PullStallTimeout", "DefaultPidsLimit", "LogMaxFiles", "StatsSampleInterval", "ExecOutputLimit"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %s in %v", want, err)
 		}
@@ -190,5 +194,61 @@ func TestFilesDirsOf(t *testing.T) {
 	})
 	if !slices.Equal(got, []string{"/data/files/web-1-abc"}) {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// stubClient answers the image calls of EnsureImage; every other method
+// panics (nil embedded interface), so the test shows what EnsureImage uses.
+type stubClient struct {
+	client.APIClient
+	pull func(ctx context.Context) (io.ReadCloser, error)
+}
+
+func (stubClient) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	return image.InspectResponse{}, fmt.Errorf("no such image: %s: %w", ref, cerrdefs.ErrNotFound)
+}
+
+func (s stubClient) ImagePull(ctx context.Context, ref string, _ image.PullOptions) (io.ReadCloser, error) {
+	return s.pull(ctx)
+}
+
+func TestEnsureImageGivesUpOnAStalledPull(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.FilesDir = t.TempDir()
+	cfg.PullStallTimeout = 200 * time.Millisecond
+	// The engine accepted the pull, sent one progress line, then nothing.
+	stalled := stubClient{pull: func(ctx context.Context) (io.ReadCloser, error) {
+		pr, pw := io.Pipe()
+		go pw.Write([]byte(`{"status":"Pulling from library/hello"}` + "\n"))
+		return pr, nil
+	}}
+	r, err := NewWithClient(stalled, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = r.EnsureImage(context.Background(), "hello:2")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	if !errors.Is(err, runtime.ErrImageNotFound) || err.Error() != `image "hello:2" not found on this host and could not be pulled: pull made no progress for 200ms` {
+		t.Fatalf("err = %v", err)
+	}
+
+	// The engine reports a failure inside a 200 response.
+	failing := stubClient{pull: func(ctx context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(`{"status":"Pulling"}` + "\n" + `{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}`)), nil
+	}}
+	r, _ = NewWithClient(failing, cfg)
+	if err := r.EnsureImage(context.Background(), "hello:2"); !errors.Is(err, runtime.ErrImageNotFound) || !strings.HasSuffix(err.Error(), ": manifest unknown") {
+		t.Fatalf("err = %v", err)
+	}
+
+	// A caller that gives up gets its own context error, not "not found".
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	r, _ = NewWithClient(stalled, cfg)
+	if err := r.EnsureImage(ctx, "hello:2"); errors.Is(err, runtime.ErrImageNotFound) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
 	}
 }

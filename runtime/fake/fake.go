@@ -636,6 +636,12 @@ func (f *Fake) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 	return st, nil
 }
 
+// StorageUsedMB is the writable layer (from SetUsage) plus the volumes.
+func (f *Fake) StorageUsedMB(ctx context.Context, id string) (float64, error) {
+	st, err := f.Stats(ctx, id)
+	return st.StorageMB, err
+}
+
 // Logs returns the container's lines; a followed stream waits for new lines
 // until the container stops or is removed, or ctx ends.
 func (f *Fake) Logs(ctx context.Context, id string, opts runtime.LogOptions) (runtime.LogStream, error) {

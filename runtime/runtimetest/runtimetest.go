@@ -197,6 +197,8 @@ func testMissingContainer(t *testing.T, f Fixture) {
 	wantErr(t, "Inspect", err, runtime.ErrNotFound)
 	_, err = rt.Stats(ctx, id)
 	wantErr(t, "Stats", err, runtime.ErrNotFound)
+	_, err = rt.StorageUsedMB(ctx, id)
+	wantErr(t, "StorageUsedMB", err, runtime.ErrNotFound)
 	_, err = rt.Logs(ctx, id, runtime.LogOptions{})
 	wantErr(t, "Logs", err, runtime.ErrNotFound)
 	_, err = rt.Exec(ctx, id, f.ExecCmd)
@@ -423,6 +425,9 @@ func testStatsAndExec(t *testing.T, f Fixture) {
 	must(t, "Stats(created)", err)
 	if st.CPUMillicores != 0 || st.MemoryMB != 0 || st.StorageMB < 0 || st.Time.IsZero() {
 		t.Fatalf("Stats of a created container: %+v", st)
+	}
+	if mb, err := rt.StorageUsedMB(ctx, id); err != nil || mb != st.StorageMB {
+		t.Fatalf("StorageUsedMB = %v, %v; Stats said %v", mb, err, st.StorageMB)
 	}
 	_, err = rt.Exec(ctx, id, f.ExecCmd)
 	wantErr(t, "Exec(created)", err, runtime.ErrNotRunning)
