@@ -256,6 +256,13 @@ func TestCLI(t *testing.T) {
 	mustContain(t, "project create", cli.ok("project", "create", "backend", "--description", "the API"), "created project backend", "prj_")
 	mustContain(t, "project list", cli.ok("project", "list"), "backend")
 	mustContain(t, "project get", cli.ok("project", "get", "backend"), "backend", "the API")
+	cli.ok("env", "create", "api-dev", "--project", "backend", "--cpu", "250m", "--memory", "256Mi", "--storage", "1Gi")
+	out = cli.ok("env", "list", "--project", "backend")
+	if !strings.Contains(out, "api-dev") || strings.Contains(out, "second") {
+		t.Fatalf("env list --project backend:\n%s", out)
+	}
+	err = cli.fails("env", "list", "--project", "nope")
+	mustContain(t, "unknown project", err.Error(), "no project named")
 
 	// org
 	mustContain(t, "org get", cli.ok("org", "get"), "RESOURCE", "QUOTA", "ALLOCATED")

@@ -156,7 +156,7 @@ func fmtMap(m map[string]string) string {
 
 func envCreate() *command {
 	return leaf("env create", "NAME", "create an environment", 1, 1, func(fs *flag.FlagSet) func(*call) error {
-		project := fs.String("project", "", "project id (default: the organization's default project)")
+		project := fs.String("project", "", "project id or name (default: the organization's default project)")
 		ttl := fs.String("ttl", "", "lifetime, e.g. 48h, 30m, 7d (default: no expiry)")
 		desc := fs.String("description", "", "description")
 		slug := fs.String("slug", "", "DNS label (default: derived from the name)")
@@ -172,6 +172,9 @@ func envCreate() *command {
 			}
 			lbl, _, err := parseLabels(labels, false)
 			if err != nil {
+				return err
+			}
+			if *project, err = optProject(c, *project); err != nil {
 				return err
 			}
 			e, err := envClient(c).CreateEnvironment(c.ctx, &atollv1.CreateEnvironmentRequest{
@@ -210,13 +213,17 @@ func envGet() *command {
 
 func envList() *command {
 	return leaf("env list", "", "list environments", 0, 0, func(fs *flag.FlagSet) func(*call) error {
-		project := fs.String("project", "", "only this project's environments")
+		project := fs.String("project", "", "only this project's environments (id or name)")
 		status := fs.String("status", "", "only this status (running, stopped, ...)")
 		search := fs.String("search", "", "only names containing this text")
 		all := fs.Bool("all", false, "include deleted environments")
 		limit := fs.Int("limit", 0, "page size (server default 50, max 100)")
 		token := fs.String("page-token", "", "continue from a previous page")
 		return func(c *call) error {
+			var err error
+			if *project, err = optProject(c, *project); err != nil {
+				return err
+			}
 			resp, err := envClient(c).ListEnvironments(c.ctx, &atollv1.ListEnvironmentsRequest{
 				ProjectId: *project, Status: *status, Search: *search, IncludeDeleted: *all,
 				PageSize: int32(*limit), PageToken: *token,
@@ -458,9 +465,13 @@ func envStop() *command {
 
 func envWatch() *command {
 	return leaf("env watch", "[ID|NAME]", "print environment events as they happen (Ctrl-C stops)", 0, 1, func(fs *flag.FlagSet) func(*call) error {
-		project := fs.String("project", "", "watch every environment of this project instead of one")
+		project := fs.String("project", "", "watch every environment of this project (id or name) instead of one")
 		from := fs.Uint64("from-index", 0, "replay events after this raft index")
 		return func(c *call) error {
+			var err error
+			if *project, err = optProject(c, *project); err != nil {
+				return err
+			}
 			req := &atollv1.WatchEnvironmentRequest{ProjectId: *project, FromIndex: *from}
 			if len(c.args) == 1 {
 				id, err := resolveEnv(c, c.args[0], true)

@@ -51,6 +51,14 @@ func resolveProject(c *call, arg string) (string, error) {
 	return "", fmt.Errorf("%q is ambiguous: it names %d projects (%s); use an id", arg, len(ids), strings.Join(ids, ", "))
 }
 
+// optProject resolves an optional --project value ("" stays "").
+func optProject(c *call, arg string) (string, error) {
+	if arg == "" {
+		return "", nil
+	}
+	return resolveProject(c, arg)
+}
+
 func projectRow(p *atollv1.Project, now time.Time) []string {
 	def := ""
 	if p.IsDefault {
