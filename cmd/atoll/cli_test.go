@@ -333,6 +333,14 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("snapshot file mode %v, want 0600", fi.Mode().Perm())
 	}
 
+	// restoring the snapshot brings back what was deleted after it
+	cli.ok("env", "delete", "second", "--force")
+	mustContain(t, "snapshot restore", cli.ok("operator", "snapshot", "restore", snap), "restored snapshot", "raft index")
+	cli.json(&env, "env", "get", "second")
+	if env.IsDeleted {
+		t.Fatalf("after snapshot restore: %+v", env)
+	}
+
 	if err := stop(); err != nil {
 		t.Fatalf("atoll dev returned %v after cancel, want nil", err)
 	}
