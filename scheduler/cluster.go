@@ -177,15 +177,18 @@ func (c *cluster) compile(req *Request, cr *compiled) {
 	cr.maxPerNode = int32(req.MaxPerNode)
 	cr.spread = req.Strategy == Spread
 	cr.constraints = cr.constraints[:0]
-	for _, con := range req.Constraints {
+	for k, con := range req.Constraints {
 		col := c.column(con.Key)
-		cc := compiledConstraint{col: col.ids, want: con.Op == OpEqual || con.Op == OpIn}
+		var ids []int32
+		if k < cap(cr.constraints) {
+			ids = cr.constraints[:k+1][k].ids[:0] // reuse the buffer
+		}
 		for _, v := range con.Values {
 			if id, ok := col.dict[v]; ok {
-				cc.ids = append(cc.ids, id)
+				ids = append(ids, id)
 			}
 		}
-		cr.constraints = append(cr.constraints, cc)
+		cr.constraints = append(cr.constraints, compiledConstraint{col: col.ids, ids: ids, want: con.Op == OpEqual || con.Op == OpIn})
 	}
 	cr.ports = cr.ports[:0]
 	for _, p := range req.HostPorts {

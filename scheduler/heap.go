@@ -134,6 +134,10 @@ func (h *candidates) remove(i int32) {
 	}
 	h.idx = h.idx[:last]
 	h.pos[i] = -1
+	if last == 0 {
+		h.order = ordered
+		return
+	}
 	if h.order != ordered {
 		h.order = unordered
 		return

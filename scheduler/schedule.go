@@ -19,8 +19,8 @@ import (
 // replacements are placed (all of them once the app has enough replicas).
 //
 // Requests are placed largest first (by dominant share of the cluster's
-// ready capacity, then by app id), like first-fit-decreasing, so small
-// requests fill the gaps the large ones leave.
+// ready capacity), like first-fit-decreasing, so small requests fill the
+// gaps the large ones leave; ties are ordered by shape, then app id.
 //
 // Schedule fails only when the input as a whole is malformed (ErrInvalidInput).
 // An invalid request is reported in Plan.Unplaced and the others proceed.
@@ -48,7 +48,7 @@ func Schedule(in Input, opts Options) (Plan, error) {
 			total += missing
 		}
 	}
-	s.plan.Placements = make([]Placement, 0, total)
+	s.plan.Placements = make([]Placement, 0, min(total, MaxReplicas))
 	for _, k := range order {
 		s.reconcile(reqs.list[k])
 	}

@@ -368,7 +368,7 @@ func TestScheduleInvalidRequestDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("unplaced %+v", p.Unplaced)
 	}
 	msg := p.Unplaced[0].Reasons.String()
-	for _, want := range []string{"invalid request: replicas -1 < 0; resources cpu=-5m memory=64MB storage=0MB out of range [0, MaxQuantity]", "host port 80/tcp listed twice", "port must be 1-65535", `unknown operator "~"`} {
+	for _, want := range []string{"invalid request: replicas -1 out of range [0, 1048576]; resources cpu=-5m memory=64MB storage=0MB out of range [0, MaxQuantity]", "host port 80/tcp listed twice", "port must be 1-65535", `unknown operator "~"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("explanation %q lacks %q", msg, want)
 		}

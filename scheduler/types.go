@@ -117,6 +117,9 @@ func (s Strategy) String() string {
 	return fmt.Sprintf("Strategy(%d)", uint8(s))
 }
 
+// MaxReplicas bounds Request.Replicas.
+const MaxReplicas = 1 << 20
+
 // Request is the desired state of one app: Replicas instances in total, each
 // using Resources. Schedule counts the app's allocations on READY nodes and
 // places only the missing replicas; extra ones are stopped.
@@ -140,8 +143,8 @@ func (r *Request) Validate() error {
 	if r.AppID == "" {
 		add("empty app id")
 	}
-	if r.Replicas < 0 {
-		add("replicas %d < 0", r.Replicas)
+	if r.Replicas < 0 || r.Replicas > MaxReplicas {
+		add("replicas %d out of range [0, %d]", r.Replicas, MaxReplicas)
 	}
 	if !r.Resources.valid() {
 		add("resources %s out of range [0, MaxQuantity]", r.Resources)
