@@ -15,7 +15,6 @@ type cluster struct {
 	nodes  []*Node // canonical order
 	index  map[string]int32
 	status []NodeStatus
-	gate   []int64     // 0 for READY nodes, math.MinInt64 otherwise (see feasible)
 	alloc  []Resources // allocatable
 	free   []Resources // allocatable - allocations - placements
 	inv    []invAlloc
