@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
@@ -91,6 +92,7 @@ func FuzzCreateEnvironment(f *testing.F) {
 		`{"name":"x","labels":{"":"v","k":"` + strings.Repeat("v", 300) + `"}}`,
 		`{"name":"x","variables":{"1bad":"v"}}`,
 		`{"name":"\u0000"}`,
+		`{"name":"x","labels":{"` + strings.Repeat("a", 39) + `é":"v"}}`,
 		`{}`,
 		`[]`,
 		`{"name":`,
@@ -132,4 +134,25 @@ func FuzzCreateEnvironment(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A violation on a long non-ASCII key must keep its details: truncating the
+// key inside a UTF-8 character made the details unmarshalable and dropped them.
+func TestViolationDetailsSurviveTruncation(t *testing.T) {
+	svc, _, ctx := newFuzzEnv(t)
+	key := strings.Repeat("a", 39) + "é"
+	_, err := svc.CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: "x", Labels: map[string]string{key: "v"}})
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument || len(st.Details()) != 1 {
+		t.Fatalf("want INVALID_ARGUMENT with field violations, got %v (details %v)", err, st.Details())
+	}
+	if !utf8.ValidString(st.Message()) {
+		t.Fatalf("message is not valid UTF-8: %q", st.Message())
+	}
+	for _, id := range []string{strings.Repeat("é", 60), strings.Repeat("a", 79) + "é"} {
+		st := status.Convert(CheckID("environmentId", "env", id))
+		if len(st.Details()) != 1 || !utf8.ValidString(st.Message()) {
+			t.Fatalf("CheckID(%q): %v details %v", id, st.Message(), st.Details())
+		}
+	}
 }

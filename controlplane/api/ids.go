@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/atollhq/atoll/controlplane/apierr"
 )
@@ -38,9 +39,15 @@ func CheckID(field, prefix, id string) error {
 	return nil
 }
 
+// truncate shortens s to at most n bytes without splitting a UTF-8
+// character: error details are proto strings, which must be valid UTF-8 (a
+// split character made WithDetails fail and dropped every field violation).
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.ToValidUTF8(s[:n], "\ufffd") + "…"
 }
