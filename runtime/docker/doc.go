@@ -23,6 +23,21 @@
 // without xfs project quotas), so the agent compares Stats.StorageMB with
 // Limits.StorageMB.
 //
+// Engine notes (Docker 20.10, API 1.41, cgroup v1, fuse-overlayfs, as
+// measured by the tests):
+//
+//   - One-shot stats are not instant: once the engine's stats collector
+//     runs for a container, each call waits for its next 1 s tick. Stats
+//     thus takes up to ~1 s (about 1 s without an earlier sample), so the
+//     agent should query containers concurrently. CPU is computed from
+//     cumulative usage between two samples; memory is the working set
+//     (usage - total_inactive_file on cgroup v1, inactive_file on v2).
+//   - The engine reports CapAdd normalized ("CAP_CHOWN") and sorted.
+//   - A missing entrypoint makes Start fail with a "not found" error while
+//     the container stays "created" with exit code 127 and State.Error.
+//   - SizeRw works on fuse-overlayfs (the engine walks the upper dir); a
+//     writable-layer quota (StorageOpt size) does not.
+//
 // This package must not decide anything: no restarts, no retries beyond
 // what one call needs, no policy. That is the agent's job.
 package docker

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 
 	"github.com/atollhq/atoll/integration/testimage"
@@ -554,4 +556,29 @@ func TestCreateStartLatency(t *testing.T) {
 		create, start, stop, remove = create+t1.Sub(t0), start+t2.Sub(t1), stop+t3.Sub(t2), remove+t4.Sub(t3)
 	}
 	t.Logf("mean over %d: create %v, start %v, stop %v, remove %v", n, create/n, start/n, stop/n, remove/n)
+}
+
+// TestRemoveTakesAnonymousVolumes: a container adopted from elsewhere (made
+// here with the raw client) with an anonymous volume loses it on Remove;
+// named volumes stay (see TestVolumeSurvivesRestartAndRecreate).
+func TestRemoveTakesAnonymousVolumes(t *testing.T) {
+	t.Parallel()
+	rt, v := docker.NewTestRuntime(t)
+	ctx := ctxT(t)
+	c := cli(t)
+	resp, err := c.ContainerCreate(ctx,
+		&container.Config{Image: testimage.Ensure(t, ""), Labels: map[string]string{docker.TestLabel: v}},
+		&container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Target: "/anon"}}}, nil, nil, v+"-anon")
+	must(t, "ContainerCreate", err)
+	ins, err := c.ContainerInspect(ctx, resp.ID)
+	must(t, "ContainerInspect", err)
+	if len(ins.Mounts) != 1 || ins.Mounts[0].Name == "" {
+		t.Fatalf("mounts %+v", ins.Mounts)
+	}
+	anon := ins.Mounts[0].Name
+	must(t, "Remove", rt.Remove(ctx, resp.ID))
+	if _, err := c.VolumeInspect(ctx, anon); err == nil {
+		t.Errorf("anonymous volume %s survived Remove", anon)
+		c.VolumeRemove(ctx, anon, true)
+	}
 }
