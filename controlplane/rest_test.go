@@ -395,6 +395,18 @@ func TestRESTErrors(t *testing.T) {
 	code, o = r.do("POST", "/v1/environments", `{"name":"x","resourceQuota":{"cpu":"lots"}}`)
 	wantError(t, code, o, 400, "INVALID_ARGUMENT")
 
+	// Not UTF-8 once unescaped: 400, not a 500 from marshaling the gRPC request.
+	for _, p := range []string{"/v1/environments/%ff", "/v1/environments?search=%ff", "/v1/environments/%ff/watch", "/environments/%c3"} {
+		code, o = r.do("GET", p, nil)
+		wantError(t, code, o, 400, "INVALID_ARGUMENT", "UTF-8")
+	}
+	// A long non-ASCII key keeps its field violation.
+	code, o = r.do("POST", "/v1/environments", `{"name":"x","labels":{"`+strings.Repeat("a", 39)+`é":"v"}}`)
+	wantError(t, code, o, 400, "INVALID_ARGUMENT")
+	if fv := o.list("details.fieldViolations"); len(fv) != 1 || !strings.HasPrefix(fv[0].str("field"), "labels.aaa") {
+		t.Fatalf("label key violation: %s", o.raw)
+	}
+
 	// Nothing above created anything.
 	if l := r.must(http.StatusOK, "GET", "/v1/environments?includeDeleted=true", nil); l.num("totalCount") != 1 {
 		t.Fatalf("rejected requests created environments: %s", l.raw)

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,7 +92,34 @@ func NewGateway(ctx context.Context, grpcAddr string, gatherer prometheus.Gather
 	mux.Handle("GET /v1/environments/{id}/watch", &sseWatch{conn: conn, log: log})
 	mux.Handle("POST /{method...}", connectHandler(conn, gw))
 	mux.Handle("/", rewriteAliases(gw))
-	return limitBody(mux), nil
+	return validUTF8(limitBody(mux)), nil
+}
+
+// validUTF8 refuses a request whose path or query is not valid UTF-8 once
+// unescaped (e.g. /v1/environments/%ff): such values cannot travel in a
+// protobuf string, and the gRPC call failed with INTERNAL (500).
+func validUTF8(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bad := ""
+		if !utf8.ValidString(r.URL.Path) {
+			bad = "path"
+		}
+		for k, vs := range r.URL.Query() {
+			if !utf8.ValidString(k) {
+				bad = "query parameter name"
+			}
+			for _, v := range vs {
+				if !utf8.ValidString(v) {
+					bad = "query parameter " + strconv.Quote(strings.ToValidUTF8(k, "?"))
+				}
+			}
+		}
+		if bad != "" {
+			writeErrorStatus(w, status.Newf(codes.InvalidArgument, "the request %s is not valid UTF-8", bad), http.StatusBadRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // rewriteAliases serves the seeds' paths: /environments/... and /api/v1/... as /v1/....
