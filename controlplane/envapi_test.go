@@ -547,3 +547,35 @@ func TestEnvAPIErrors(t *testing.T) {
 		t.Fatalf("quota failure details: %v", st.Details())
 	}
 }
+
+// Making an environment the project's default un-defaults the previous one:
+// a visible change with its own version, history entry and watch event.
+func TestEnvAPIDefaultMoves(t *testing.T) {
+	f := newAPIFixture(t)
+	a := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "first", IsDefault: true})
+	w, err := f.envs.WatchEnvironment(f.ctx, &atollv1.WatchEnvironmentRequest{EnvironmentId: a.Id, FromIndex: a.CreateIndex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "second", IsDefault: true})
+	got, err := f.envs.GetEnvironment(f.ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: a.Id})
+	if err != nil || got.IsDefault || got.Version != 2 || got.ModifyIndex != b.CreateIndex {
+		t.Fatalf("previous default after a new default: %v %v", got, err)
+	}
+	h, err := f.envs.GetEnvironmentHistory(f.ctx, &atollv1.GetEnvironmentHistoryRequest{EnvironmentId: a.Id})
+	if err != nil || len(h.Versions) != 2 || !contains(h.Versions[1].ChangedFields, "isDefault") || h.Versions[1].ModifiedBy != "admin" {
+		t.Fatalf("history: %v %v", h, err)
+	}
+	if ev := recvEvent(t, w); ev.EventType != "updated" || ev.Environment.IsDefault || ev.Index != b.CreateIndex {
+		t.Fatalf("watch event: %v", ev)
+	}
+	// Through an update too.
+	if _, err := f.envs.UpdateEnvironment(f.ctx, &atollv1.UpdateEnvironmentRequest{EnvironmentId: a.Id,
+		Environment: &atollv1.Environment{IsDefault: true}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"isDefault"}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = f.envs.GetEnvironment(f.ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: b.Id})
+	if got.IsDefault || got.Version != 2 {
+		t.Fatalf("second after first became default again: %v", got)
+	}
+}

@@ -84,13 +84,17 @@ func (a *applier) applyCreateEnvironment(c *atollv1.CreateEnvironmentCmd) (*atol
 	return env, a.saveEnv(nil, env, "create", "environment.created")
 }
 
+// clearDefault makes the project's other default environment non-default.
+// That is a change like any other: a new version, a history entry and an
+// event (it used to be rewritten in place, invisible to history and watchers,
+// with a new modifyIndex but the same version).
 func (a *applier) clearDefault(projectID, keep string) error {
 	for _, o := range a.tx.ProjectEnvironments(projectID) {
 		if o.IsDefault && o.Id != keep {
 			cp := proto.Clone(o).(*atollv1.Environment)
 			cp.IsDefault = false
-			cp.ModifyIndex = a.index
-			if err := a.tx.Insert(state.TableEnvironments, cp); err != nil {
+			a.bump(cp)
+			if err := a.saveEnv(o, cp, "update", "environment.updated"); err != nil {
 				return err
 			}
 		}
