@@ -149,9 +149,14 @@ func BenchmarkReplicatedCreate(b *testing.B) {
 			b.ReportMetric(ms(percentile(gets, 0.5)), "get-p50-ms")
 			b.ReportMetric(ms(percentile(gets, 0.99)), "get-p99-ms")
 			b.ReportMetric(0, "ns/op")
+			if probe != nil {
+				probe(b, leader)
+			}
 		})
 	}
 }
+
+var probe func(b *testing.B, s *controlplane.Server)
 
 // BenchmarkRawRaftApply is the baseline: raft.Apply on the leader of a
 // no-op command as large as a marshalled CreateEnvironment command (same

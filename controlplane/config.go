@@ -45,8 +45,22 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	SnapshotThreshold  uint64
 	TrailingLogs       uint64
+	// ReadLease, when > 0, lets the leader serve consistent reads for this
+	// long after a quorum confirmed its leadership, without a new round
+	// (see reads.go for the assumptions). 0 (default): every read is
+	// confirmed by a (shared) VerifyLeader round.
+	ReadLease time.Duration
 	// ApplyTimeout bounds one raft apply.
 	ApplyTimeout time.Duration
+
+	// Agents: heartbeat period and the silence after which a node is DOWN;
+	// how often agents report usage.
+	HeartbeatPeriod time.Duration
+	NodeTTL         time.Duration
+	UsagePeriod     time.Duration
+	// Domain of public app hostnames; RouterPort is the agents' router port (for URLs).
+	Domain     string
+	RouterPort int
 
 	LogOutput io.Writer
 	LogLevel  string // debug, info, warn, error
@@ -76,6 +90,11 @@ func DefaultConfig() Config {
 		SnapshotThreshold:  8192,
 		TrailingLogs:       10240,
 		ApplyTimeout:       10 * time.Second,
+		HeartbeatPeriod:    1 * time.Second,
+		NodeTTL:            5 * time.Second,
+		UsagePeriod:        2 * time.Second,
+		Domain:             "localhost",
+		RouterPort:         7080,
 		LogOutput:          os.Stderr,
 		LogLevel:           "info",
 	}
@@ -106,6 +125,15 @@ func (c Config) Validate() error {
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		errs = append(errs, errors.New("raft: leader lease timeout must not exceed the heartbeat timeout"))
+	}
+	if c.ReadLease < 0 || c.ReadLease > c.LeaderLeaseTimeout {
+		errs = append(errs, errors.New("raft: read lease must be between 0 and the leader lease timeout"))
+	}
+	if c.HeartbeatPeriod <= 0 || c.NodeTTL < 2*c.HeartbeatPeriod || c.UsagePeriod <= 0 {
+		errs = append(errs, errors.New("agents: heartbeat period and usage period must be positive, node TTL at least twice the heartbeat period"))
+	}
+	if c.Domain == "" {
+		errs = append(errs, errors.New("domain of public hostnames is required (--domain)"))
 	}
 	if c.ApplyTimeout <= 0 || c.ReapInterval <= 0 {
 		errs = append(errs, errors.New("apply timeout and reap interval must be positive"))

@@ -87,11 +87,8 @@ func (s *Server) forwardUnary(ctx context.Context, req any, info *grpc.UnaryServ
 	}
 	if s.raft.State() == raft.Leader {
 		if isRead(info.FullMethod) {
-			if err := s.waitReady(ctx); err != nil {
+			if err := s.readBarrier(ctx); err != nil {
 				return nil, err
-			}
-			if err := s.raft.VerifyLeader().Error(); err != nil {
-				return nil, apierr.Unavailable("leadership could not be confirmed for a consistent read: %v; retry", err)
 			}
 		}
 		return h(ctx, req)

@@ -24,6 +24,7 @@ func (s *Server) monitorLeadership() {
 			cancel = nil
 		}
 		s.leaderReady.Store(false)
+		s.dropLease()
 	}
 	defer stop()
 	for {
@@ -68,6 +69,15 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	}
 	s.leaderReady.Store(true)
 	s.establish(ctx)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.schedulerLoop(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.dispatcher.healthLoop(ctx)
+	}()
 	s.reapLoop(ctx)
 }
 

@@ -17,7 +17,7 @@ import (
 
 // scrape GETs /metrics from a server's HTTP port and returns each sample
 // line ("name{labels} value") keyed by its series.
-func scrape(t *testing.T, s *controlplane.Server) map[string]float64 {
+func scrape(t testing.TB, s *controlplane.Server) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + s.HTTPAddr() + "/metrics")
 	if err != nil {
@@ -47,7 +47,7 @@ func scrape(t *testing.T, s *controlplane.Server) map[string]float64 {
 }
 
 // metricValue returns one series' value (0 if absent).
-func metricValue(t *testing.T, s *controlplane.Server, series string) float64 {
+func metricValue(t testing.TB, s *controlplane.Server, series string) float64 {
 	return scrape(t, s)[series]
 }
 

@@ -50,8 +50,16 @@ type Server struct {
 	http             *http.Server
 	health           *health.Server
 
+	dispatcher   *dispatcher
+	schedMetrics schedMetrics
+
 	leaderReady atomic.Bool
-	notifyCh    chan bool
+	// Consistent reads (reads.go).
+	epoch                 time.Time
+	leaseUntil            atomic.Int64 // monoNow deadline of the read lease
+	verifyMu              sync.Mutex
+	verifyCur, verifyNext *verifyRound
+	notifyCh              chan bool
 
 	connMu sync.Mutex
 	conns  map[string]*grpc.ClientConn
@@ -87,9 +95,11 @@ func New(cfg Config) (*Server, error) {
 			cfg.Gatherer = g
 		}
 	}
-	s := &Server{cfg: cfg, log: log.With("server", id), id: id, conns: map[string]*grpc.ClientConn{}, notifyCh: make(chan bool, 16)}
+	s := &Server{cfg: cfg, log: log.With("server", id), id: id, conns: map[string]*grpc.ClientConn{}, notifyCh: make(chan bool, 16), epoch: time.Now()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = metrics.NewControlPlane(reg)
+	s.schedMetrics = schedMetrics{m: metrics.NewScheduler(reg)}
+	s.dispatcher = newDispatcher(s, metrics.NewUsage(reg))
 	s.fsm = fsm.New(cfg.EventLimit, s.log, s.metrics)
 	if err := s.setupRaft(); err != nil {
 		s.cancel()
@@ -250,7 +260,8 @@ func (s *Server) member() *atollv1.ServerMember {
 
 // Start serves the APIs and runs the background loops until Close.
 func (s *Server) Start() error {
-	services := api.NewServices(s, s, api.Options{MaxTTL: s.cfg.MaxTTL, Log: s.log})
+	services := api.NewServices(s, s, api.Options{MaxTTL: s.cfg.MaxTTL, Log: s.log, Domain: s.cfg.Domain, RouterPort: s.cfg.RouterPort,
+		Usage: s.dispatcher, Logs: s.dispatcher, Health: s.dispatcher})
 	auth := &api.Authenticator{Lookup: s.lookupToken, Now: time.Now}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(8<<20),
@@ -258,6 +269,7 @@ func (s *Server) Start() error {
 		grpc.ChainStreamInterceptor(s.recoverStream, s.metricsStream, auth.StreamInterceptor),
 	)
 	services.Register(s.grpc)
+	atollv1.RegisterAgentServiceServer(s.grpc, s.dispatcher)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

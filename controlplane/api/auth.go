@@ -33,12 +33,18 @@ const (
 	PermOrgAdmin     = "org:admin"
 	PermTokenAdmin   = "token:admin"
 	PermClusterAdmin = "cluster:admin"
+	PermAppRead      = "app:read"
+	PermAppWrite     = "app:write"
+	PermNodeRead     = "node:read"
+	PermNodeWrite    = "node:write"
+	// PermNodeAgent lets an agent join and hold a session (`atoll token create --join-agent`).
+	PermNodeAgent = "node:agent"
 )
 
 // KnownScopes are the scopes a token may carry.
 var KnownScopes = []string{"*", PermEnvRead, PermEnvWrite, "env:*", PermProjectRead, PermProjectWrite, "project:*",
 	PermOrgRead, PermOrgAdmin, "org:*", PermTokenAdmin, "token:*", PermClusterAdmin, "cluster:*",
-	"app:read", "app:write", "app:*", "node:read", "node:write", "node:*"}
+	"app:read", "app:write", "app:*", "node:read", "node:write", "node:agent", "node:*"}
 
 // methodPermissions maps each RPC to the permission it needs. An RPC missing
 // here is refused: new methods are closed until someone decides.
@@ -72,6 +78,29 @@ var methodPermissions = map[string]string{
 	"/atoll.v1.OperatorService/SaveSnapshot":             PermClusterAdmin,
 	"/atoll.v1.OperatorService/RestoreSnapshot":          PermClusterAdmin,
 	"/atoll.v1.OperatorService/StateHash":                PermClusterAdmin,
+	"/atoll.v1.AppService/CreateApp":                     PermAppWrite,
+	"/atoll.v1.AppService/GetApp":                        PermAppRead,
+	"/atoll.v1.AppService/ListApps":                      PermAppRead,
+	"/atoll.v1.AppService/UpdateApp":                     PermAppWrite,
+	"/atoll.v1.AppService/DeleteApp":                     PermAppWrite,
+	"/atoll.v1.AppService/RestartApp":                    PermAppWrite,
+	"/atoll.v1.AppService/GetAppLogs":                    PermAppRead,
+	"/atoll.v1.VolumeService/CreateVolume":               PermAppWrite,
+	"/atoll.v1.VolumeService/GetVolume":                  PermAppRead,
+	"/atoll.v1.VolumeService/ListVolumes":                PermAppRead,
+	"/atoll.v1.VolumeService/DeleteVolume":               PermAppWrite,
+	"/atoll.v1.VariableSetService/CreateVariableSet":     PermAppWrite,
+	"/atoll.v1.VariableSetService/GetVariableSet":        PermAppRead,
+	"/atoll.v1.VariableSetService/ListVariableSets":      PermAppRead,
+	"/atoll.v1.VariableSetService/DeleteVariableSet":     PermAppWrite,
+	"/atoll.v1.FileService/CreateFile":                   PermAppWrite,
+	"/atoll.v1.FileService/GetFile":                      PermAppRead,
+	"/atoll.v1.FileService/ListFiles":                    PermAppRead,
+	"/atoll.v1.FileService/DeleteFile":                   PermAppWrite,
+	"/atoll.v1.NodeService/ListNodes":                    PermNodeRead,
+	"/atoll.v1.NodeService/GetNode":                      PermNodeRead,
+	"/atoll.v1.NodeService/DrainNode":                    PermNodeWrite,
+	"/atoll.v1.AgentService/Session":                     PermNodeAgent,
 }
 
 // RegisterPermission declares the permission of an RPC added by another package.

@@ -131,11 +131,31 @@ func (s *envService) getEnv(ctx context.Context, tx *state.Txn, id string, inclu
 }
 
 func (s *envService) GetEnvironment(ctx context.Context, req *atollv1.GetEnvironmentRequest) (*atollv1.Environment, error) {
-	e, err := s.getEnv(ctx, s.snap(), req.EnvironmentId, true)
+	tx := s.snap()
+	e, err := s.getEnv(ctx, tx, req.EnvironmentId, true)
 	if err != nil {
 		return nil, err
 	}
-	return present(e), nil
+	return s.decorate(tx, present(e)), nil
+}
+
+// decorate adds the live parts of an environment: measured usage and the
+// public endpoints of its apps.
+func (s *envService) decorate(tx *state.Txn, e *atollv1.Environment) *atollv1.Environment {
+	if s.opts.Usage != nil {
+		u := s.opts.Usage.EnvUsage(e.Id)
+		e.Metrics = &atollv1.EnvironmentMetrics{
+			CpuUsage:       float64(u.GetCpu()) / 1000,
+			MemoryUsageGb:  float64(u.GetMemory()) / 1024,
+			StorageUsageGb: float64(u.GetStorage()) / 1024,
+		}
+	}
+	for _, app := range tx.Apps(e.Id) {
+		if pe := app.GetPublicEndpoint(); pe != nil && !app.IsDeleted {
+			e.Endpoints = append(e.Endpoints, &atollv1.Endpoint{Name: app.Name, Url: pe.Url})
+		}
+	}
+	return e
 }
 
 type pageCursor struct {
@@ -378,8 +398,15 @@ func (s *envService) GetResourceUsage(ctx context.Context, req *atollv1.GetResou
 	return &atollv1.ResourceUsage{
 		EnvironmentId: e.Id, Quota: q.Proto(), Used: used.Proto(),
 		Available: quota.Available(q, used).Proto(), UtilizationPercent: quota.Utilization(q, used),
-		Measured: &atollv1.Resources{},
+		Measured: s.measured(e.Id),
 	}, nil
+}
+
+func (s *envService) measured(envID string) *atollv1.Resources {
+	if s.opts.Usage == nil {
+		return &atollv1.Resources{}
+	}
+	return s.opts.Usage.EnvUsage(envID)
 }
 
 func (s *envService) setState(ctx context.Context, id, action string) (*atollv1.Environment, error) {

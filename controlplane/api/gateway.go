@@ -78,7 +78,9 @@ func NewGateway(ctx context.Context, grpcAddr string, gatherer prometheus.Gather
 	for _, reg := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		atollv1.RegisterEnvironmentServiceHandler, atollv1.RegisterProjectServiceHandler,
 		atollv1.RegisterOrganizationServiceHandler, atollv1.RegisterTokenServiceHandler,
-		atollv1.RegisterOperatorServiceHandler,
+		atollv1.RegisterOperatorServiceHandler, atollv1.RegisterAppServiceHandler,
+		atollv1.RegisterVolumeServiceHandler, atollv1.RegisterVariableSetServiceHandler,
+		atollv1.RegisterFileServiceHandler, atollv1.RegisterNodeServiceHandler,
 	} {
 		if err := reg(ctx, gw, conn); err != nil {
 			return nil, err

@@ -38,6 +38,27 @@ type Options struct {
 	MaxTTL time.Duration // longest environment TTL; default 720h
 	Now    func() time.Time
 	Log    *slog.Logger
+	// Domain of public app hostnames (<app>-<env>.<domain>); RouterPort is
+	// the port the agents' routers listen on, for the URLs shown.
+	Domain     string
+	RouterPort int
+	// Usage gives live usage measured by the agents (nil: none yet).
+	Usage UsageSource
+	// Logs streams an instance's logs from its node (nil: unsupported).
+	Logs LogSource
+	// Health is the leader's view of the agents (nil: none).
+	Health NodeHealth
+}
+
+// UsageSource is the live usage reported by agents.
+type UsageSource interface {
+	InstanceUsage(instanceID string) *atollv1.Resources
+	EnvUsage(envID string) *atollv1.Resources
+}
+
+// LogSource streams the logs of one instance from the node that runs it.
+type LogSource interface {
+	InstanceLogs(ctx context.Context, in *atollv1.Instance, req *atollv1.InstanceLogsRequest, send func(*atollv1.LogLine) error) error
 }
 
 // Services implements every control-plane gRPC service.
@@ -55,6 +76,9 @@ func NewServices(b Backend, op Operator, opts Options) *Services {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Domain == "" {
+		opts.Domain = "localhost"
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -68,6 +92,11 @@ func (s *Services) Register(g *grpc.Server) {
 	atollv1.RegisterOrganizationServiceServer(g, &orgService{Services: s})
 	atollv1.RegisterTokenServiceServer(g, &tokenService{Services: s})
 	atollv1.RegisterOperatorServiceServer(g, &operatorService{s: s})
+	atollv1.RegisterAppServiceServer(g, &appService{Services: s})
+	atollv1.RegisterVolumeServiceServer(g, &volumeService{Services: s})
+	atollv1.RegisterVariableSetServiceServer(g, &varSetService{Services: s})
+	atollv1.RegisterFileServiceServer(g, &fileService{Services: s})
+	atollv1.RegisterNodeServiceServer(g, &nodeService{Services: s})
 }
 
 func (s *Services) snap() *state.Txn {
@@ -95,6 +124,8 @@ func (s *Services) apply(ctx context.Context, cmd *atollv1.Command) (any, error)
 	}
 	return res.Value, nil
 }
+
+func tsOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 
 func orgOf(ctx context.Context) string {
 	if id := IdentityFrom(ctx); id != nil {

@@ -57,6 +57,39 @@ func (a *applier) dispatch() (string, proto.Message, error) {
 	case *atollv1.Command_SetEnvironmentState:
 		v, err := a.applySetEnvironmentState(c.SetEnvironmentState)
 		return "set_environment_state", v, err
+	case *atollv1.Command_CreateApp:
+		v, err := a.applyCreateApp(c.CreateApp)
+		return "create_app", v, err
+	case *atollv1.Command_UpdateApp:
+		v, err := a.applyUpdateApp(c.UpdateApp)
+		return "update_app", v, err
+	case *atollv1.Command_DeleteApp:
+		return "delete_app", nil, a.applyDeleteApp(c.DeleteApp)
+	case *atollv1.Command_CreateVolume:
+		v, err := a.applyCreateVolume(c.CreateVolume)
+		return "create_volume", v, err
+	case *atollv1.Command_DeleteVolume:
+		return "delete_volume", nil, a.applyDeleteVolume(c.DeleteVolume)
+	case *atollv1.Command_CreateVariableSet:
+		v, err := a.applyCreateVariableSet(c.CreateVariableSet)
+		return "create_variable_set", v, err
+	case *atollv1.Command_DeleteVariableSet:
+		return "delete_variable_set", nil, a.applyDeleteVariableSet(c.DeleteVariableSet)
+	case *atollv1.Command_CreateFile:
+		v, err := a.applyCreateFile(c.CreateFile)
+		return "create_file", v, err
+	case *atollv1.Command_DeleteFile:
+		return "delete_file", nil, a.applyDeleteFile(c.DeleteFile)
+	case *atollv1.Command_UpsertNode:
+		v, err := a.applyUpsertNode(c.UpsertNode)
+		return "upsert_node", v, err
+	case *atollv1.Command_SetNodeStatus:
+		v, err := a.applySetNodeStatus(c.SetNodeStatus)
+		return "set_node_status", v, err
+	case *atollv1.Command_ApplyPlan:
+		return "apply_plan", nil, a.applyApplyPlan(c.ApplyPlan)
+	case *atollv1.Command_UpdateInstances:
+		return "update_instances", nil, a.applyUpdateInstances(c.UpdateInstances)
 	case *atollv1.Command_ExpireEnvironments:
 		return "expire_environments", nil, a.applyExpireEnvironments(c.ExpireEnvironments)
 	}

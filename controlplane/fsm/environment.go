@@ -260,6 +260,13 @@ func (a *applier) softDelete(cur *atollv1.Environment, action, eventType string)
 	if err := a.adjustOrgAllocation(env.OrgId, quota.Of(cur.ResourceQuota).Scale(-1), -1); err != nil {
 		return nil, err
 	}
+	if _, err := a.stopEnvInstances(env.Id, true); err != nil {
+		return nil, err
+	}
+	if env.Resources != nil {
+		env.Resources.Instances = 0
+	}
+	env.Status = atollv1.EnvironmentStatus_STOPPED
 	return env, a.saveEnv(cur, env, action, eventType)
 }
 
@@ -322,6 +329,9 @@ func (a *applier) applySetEnvironmentState(c *atollv1.SetEnvironmentStateCmd) (*
 			return nil, apierr.FailedPrecondition("environment %q is %s: only a STOPPED, HIBERNATING, SLEEPING or ERROR environment can be started", cur.Name, S[int32(cur.Status)])
 		}
 		env.Status, env.StartedAt = atollv1.EnvironmentStatus_RUNNING, a.ts()
+		if err := a.startEnvInstances(env.Id); err != nil {
+			return nil, err
+		}
 	case "stop", "hibernate":
 		switch cur.Status {
 		case atollv1.EnvironmentStatus_RUNNING, atollv1.EnvironmentStatus_PROVISIONING, atollv1.EnvironmentStatus_PENDING,
@@ -334,15 +344,30 @@ func (a *applier) applySetEnvironmentState(c *atollv1.SetEnvironmentStateCmd) (*
 		default:
 			return nil, apierr.FailedPrecondition("environment %q is %s: only a RUNNING, PROVISIONING, PENDING, SLEEPING or ERROR environment can be stopped", cur.Name, S[int32(cur.Status)])
 		}
-		env.Status = atollv1.EnvironmentStatus_STOPPED
-		if c.Action == "hibernate" {
+		hibernate := c.Action == "hibernate"
+		running, err := a.stopEnvInstances(env.Id, hibernate)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case hibernate:
 			env.Status = atollv1.EnvironmentStatus_HIBERNATING
+		case running > 0:
+			env.Status = atollv1.EnvironmentStatus_STOPPING
+		default:
+			env.Status = atollv1.EnvironmentStatus_STOPPED
 		}
 	default:
 		return nil, apierr.InvalidField("action", "must be start, stop or hibernate, not %q", c.Action)
 	}
 	a.bump(env)
-	return env, a.saveEnv(cur, env, c.Action, "environment.status_changed")
+	if err := a.saveEnv(cur, env, c.Action, "environment.status_changed"); err != nil {
+		return nil, err
+	}
+	if err := a.setEnvUsage(env.Id); err != nil {
+		return nil, err
+	}
+	return a.tx.Environment(env.Id), nil
 }
 
 func (a *applier) applyExpireEnvironments(c *atollv1.ExpireEnvironmentsCmd) error {

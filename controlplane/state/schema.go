@@ -20,10 +20,17 @@ const (
 	TableEvents        = "events"
 	TableServers       = "servers"
 	TableMeta          = "meta"
+	TableApps          = "apps"
+	TableInstances     = "instances"
+	TableNodes         = "nodes"
+	TableVolumes       = "volumes"
+	TableVariableSets  = "variable_sets"
+	TableFiles         = "files"
 )
 
 // Tables lists every table in snapshot order.
-var Tables = []string{TableMeta, TableServers, TableOrganizations, TableProjects, TableTokens, TableEnvironments, TableEnvVersions, TableEvents}
+var Tables = []string{TableMeta, TableServers, TableOrganizations, TableProjects, TableTokens, TableEnvironments, TableEnvVersions, TableEvents,
+	TableNodes, TableApps, TableInstances, TableVolumes, TableVariableSets, TableFiles}
 
 func id(field string) *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}
@@ -70,6 +77,20 @@ func schema() *memdb.DBSchema {
 				&memdb.IntFieldIndex{Field: "Version"},
 			}}},
 		}},
+		TableNodes: {Name: TableNodes, Indexes: map[string]*memdb.IndexSchema{"id": id("Id")}},
+		TableApps: {Name: TableApps, Indexes: map[string]*memdb.IndexSchema{
+			"id":  id("Id"),
+			"env": byField("env", "EnvIdRef"),
+		}},
+		TableInstances: {Name: TableInstances, Indexes: map[string]*memdb.IndexSchema{
+			"id":   id("Id"),
+			"app":  byField("app", "AppId"),
+			"env":  byField("env", "EnvId"),
+			"node": {Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "NodeId"}},
+		}},
+		TableVolumes:      {Name: TableVolumes, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
+		TableVariableSets: {Name: TableVariableSets, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
+		TableFiles:        {Name: TableFiles, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
 		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
 		}},

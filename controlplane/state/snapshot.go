@@ -131,6 +131,18 @@ func decodeObject(table string, b []byte) (any, error) {
 		m = &atollv1.Token{}
 	case TableEnvironments:
 		m = &atollv1.Environment{}
+	case TableNodes:
+		m = &atollv1.Node{}
+	case TableApps:
+		m = &atollv1.App{}
+	case TableInstances:
+		m = &atollv1.Instance{}
+	case TableVolumes:
+		m = &atollv1.Volume{}
+	case TableVariableSets:
+		m = &atollv1.VariableSet{}
+	case TableFiles:
+		m = &atollv1.File{}
 	default:
 		return nil, fmt.Errorf("%w: unknown table %q", ErrBadSnapshot, table)
 	}

@@ -1,0 +1,520 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/atollhq/atoll/controlplane/apierr"
+	"github.com/atollhq/atoll/controlplane/fsm"
+	"github.com/atollhq/atoll/controlplane/quota"
+	"github.com/atollhq/atoll/controlplane/state"
+	"github.com/atollhq/atoll/runtime"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+type appService struct {
+	*Services
+	atollv1.UnimplementedAppServiceServer
+}
+
+// Limits of apps.
+const (
+	MaxReplicas = 100
+	MaxPorts    = 32
+	MaxMounts   = 32
+)
+
+var (
+	imageNamePattern = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
+	imageTagPattern  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)
+
+// liveEnvOf finds a not-deleted environment of the caller's organization.
+func (s *Services) liveEnvOf(ctx context.Context, tx *state.Txn, field, id string) (*atollv1.Environment, error) {
+	if err := CheckID(field, "env", id); err != nil {
+		return nil, err
+	}
+	e := tx.Environment(id)
+	if e == nil || e.OrgId != orgOf(ctx) || e.IsDeleted {
+		return nil, apierr.NotFound("environment", id)
+	}
+	return e, nil
+}
+
+// Hostname is the public hostname of an app: <app>-<env slug>.<domain>.
+func (s *Services) Hostname(app, envSlug string) string {
+	return app + "-" + envSlug + "." + s.opts.Domain
+}
+
+func (s *Services) appURL(host string) string {
+	if s.opts.RouterPort == 0 || s.opts.RouterPort == 80 {
+		return "http://" + host + "/"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(s.opts.RouterPort)) + "/"
+}
+
+// commandLine turns a JSON string ("sh -c 'x'") or array into argv.
+func commandLine(v *apierr.Violations, field string, val *structpb.Value) []string {
+	if val == nil {
+		return nil
+	}
+	switch k := val.Kind.(type) {
+	case *structpb.Value_NullValue:
+		return nil
+	case *structpb.Value_StringValue:
+		if strings.TrimSpace(k.StringValue) == "" {
+			return nil
+		}
+		out, err := runtime.SplitArgs(k.StringValue)
+		if err != nil {
+			v.Add(field, "%v", err)
+		}
+		return out
+	case *structpb.Value_ListValue:
+		var out []string
+		for i, e := range k.ListValue.Values {
+			sv, ok := e.Kind.(*structpb.Value_StringValue)
+			if !ok {
+				v.Add(fmt.Sprintf("%s[%d]", field, i), "must be a string")
+				continue
+			}
+			out = append(out, sv.StringValue)
+		}
+		return out
+	}
+	v.Add(field, "must be a string (split like a shell would) or an array of strings")
+	return nil
+}
+
+// normalizeApp validates an app as given by a user and fills what follows
+// from it (requests, resolved command line, mount ids, hostnames).
+func (s *Services) normalizeApp(tx *state.Txn, env *atollv1.Environment, app *atollv1.App) error {
+	var v apierr.Violations
+	if app.Name == "" {
+		v.Add("name", "is required")
+	} else if !slugPattern.MatchString(app.Name) {
+		v.Add("name", "must be a DNS label (1-63 of a-z, 0-9, '-'): it becomes part of the app's hostname")
+	}
+	img := app.GetSource().GetImage()
+	switch {
+	case img.GetName() == "":
+		v.Add("source.image.name", "is required (e.g. \"nginx\")")
+	case !imageNamePattern.MatchString(img.GetName()):
+		v.Add("source.image.name", "%q is not a valid image name", truncate(img.GetName(), 80))
+	}
+	switch {
+	case img.GetTag() == "":
+		v.Add("source.image.tag", "is required (e.g. \"latest\", \"1.21\")")
+	case !imageTagPattern.MatchString(img.GetTag()):
+		v.Add("source.image.tag", "%q is not a valid tag", truncate(img.GetTag(), 80))
+	}
+	rr := app.GetResourceRequests()
+	req := &atollv1.Resources{}
+	if rr.GetCpu() == "" {
+		v.Add("resourceRequests.cpu", "is required (e.g. \"100m\")")
+	} else if c, err := quota.ParseCPU(rr.GetCpu()); err != nil {
+		v.Add("resourceRequests.cpu", "%v", err)
+	} else {
+		req.Cpu = int32(c)
+	}
+	if rr.GetMemory() == "" {
+		v.Add("resourceRequests.memory", "is required (e.g. \"128Mi\")")
+	} else if m, err := quota.ParseMB(rr.GetMemory()); err != nil {
+		v.Add("resourceRequests.memory", "%v", err)
+	} else if m < 6 {
+		v.Add("resourceRequests.memory", "must be at least 6Mi (the engine's minimum)")
+	} else {
+		req.Memory = int32(m)
+	}
+	if rr.GetFilesystemStorage() != "" {
+		if st, err := quota.ParseMB(rr.GetFilesystemStorage()); err != nil {
+			v.Add("resourceRequests.filesystemStorage", "%v", err)
+		} else {
+			req.Storage = int32(st)
+		}
+	}
+	app.Requests = req
+	if app.Replicas == 0 {
+		app.Replicas = 1
+	}
+	if app.Replicas < 0 || app.Replicas > MaxReplicas {
+		v.Add("replicas", "must be between 1 and %d", MaxReplicas)
+	}
+	if len(app.Ports) > MaxPorts {
+		v.Add("ports", "at most %d ports", MaxPorts)
+	}
+	host := s.Hostname(app.Name, env.Slug)
+	seen := map[string]bool{}
+	for i, p := range app.Ports {
+		f := fmt.Sprintf("ports[%d]", i)
+		if p.Number < 1 || p.Number > 65535 {
+			v.Add(f+".number", "must be between 1 and 65535, got %d", p.Number)
+		}
+		switch strings.ToUpper(p.Protocol) {
+		case "":
+			p.Protocol = "TCP"
+		case "TCP", "UDP":
+			p.Protocol = strings.ToUpper(p.Protocol)
+		default:
+			v.Add(f+".protocol", "must be TCP or UDP, got %q", truncate(p.Protocol, 20))
+		}
+		key := fmt.Sprintf("%d/%s", p.Number, p.Protocol)
+		if seen[key] {
+			v.Add(f, "port %s is listed twice", key)
+		}
+		seen[key] = true
+		if p.Name != "" && !slugPattern.MatchString(p.Name) {
+			v.Add(f+".name", "must be a DNS label")
+		}
+		p.Hostname = host
+	}
+	if pe := app.PublicEndpoint; pe != nil {
+		if pe.AppPort < 1 || pe.AppPort > 65535 {
+			v.Add("publicEndpoint.appPort", "must be between 1 and 65535, got %d", pe.AppPort)
+		}
+		if pe.ExternalPort == 0 {
+			pe.ExternalPort = 443
+		}
+		if pe.ExternalPort < 1 || pe.ExternalPort > 65535 {
+			v.Add("publicEndpoint.externalPort", "must be between 1 and 65535, got %d", pe.ExternalPort)
+		}
+		if len(app.Ports) > 0 && pe.AppPort > 0 && !seen[fmt.Sprintf("%d/TCP", pe.AppPort)] {
+			v.Add("publicEndpoint.appPort", "%d is not one of the app's TCP ports", pe.AppPort)
+		}
+		pe.Hostname, pe.Url = host, s.appURL(host)
+	}
+	app.ResolvedCommand = commandLine(&v, "command", app.Command)
+	app.ResolvedArgs = commandLine(&v, "args", app.Args)
+	if n := len(app.VolumeMounts) + len(app.VariableSetMounts) + len(app.FileMounts); n > MaxMounts {
+		v.Add("volumeMounts", "at most %d mounts in all", MaxMounts)
+	}
+	paths := map[string]bool{}
+	checkPath := func(field, p string) {
+		switch {
+		case !strings.HasPrefix(p, "/"):
+			v.Add(field, "must be an absolute path, got %q", truncate(p, 80))
+		case paths[p]:
+			v.Add(field, "%q is mounted twice", p)
+		case strings.ContainsAny(p, "\x00:"):
+			v.Add(field, "must not contain ':' or NUL")
+		}
+		paths[p] = true
+	}
+	for i, m := range app.VolumeMounts {
+		f := fmt.Sprintf("volumeMounts[%d]", i)
+		checkPath(f+".path", m.Path)
+		id := resolveRef(&v, f, "volume", m.VolIdRef, m.VolNameRef, "vol", func() map[string]string {
+			out := map[string]string{}
+			for _, x := range tx.Volumes(env.Id) {
+				out[x.Name] = x.Id
+			}
+			return out
+		})
+		m.VolIdRef = id
+		if vol := tx.Volume(id); vol != nil && vol.EnvId == env.Id {
+			m.VolNameRef = vol.Name
+		}
+	}
+	for i, m := range app.VariableSetMounts {
+		f := fmt.Sprintf("variableSetMounts[%d]", i)
+		id := resolveRef(&v, f, "variable set", m.VarSetIdRef, m.VarSetNameRef, "vset", func() map[string]string {
+			out := map[string]string{}
+			for _, x := range tx.VariableSets(env.Id) {
+				out[x.Name] = x.Id
+			}
+			return out
+		})
+		m.VarSetIdRef = id
+		if vs := tx.VariableSet(id); vs != nil && vs.EnvId == env.Id {
+			m.VarSetNameRef = vs.Name
+		}
+	}
+	for i, m := range app.FileMounts {
+		f := fmt.Sprintf("fileMounts[%d]", i)
+		checkPath(f+".mountPath", m.MountPath)
+		if m.FileOwner != "" {
+			if _, err := runtime.ParseOwner(m.FileOwner); err != nil {
+				v.Add(f+".fileOwner", "%v", err)
+			}
+		}
+		id := resolveRef(&v, f, "file", m.FileIdRef, m.FileNameRef, "file", func() map[string]string {
+			out := map[string]string{}
+			for _, x := range tx.Files(env.Id) {
+				out[x.Name] = x.Id
+			}
+			return out
+		})
+		m.FileIdRef = id
+		if fl := tx.File(id); fl != nil && fl.EnvId == env.Id {
+			m.FileNameRef = fl.Name
+		}
+	}
+	checkLabels(&v, "labels", app.Labels)
+	return v.Err()
+}
+
+// resolveRef finds the id of a mounted object from its id or its name.
+func resolveRef(v *apierr.Violations, field, kind, id, name, prefix string, byName func() map[string]string) string {
+	if id != "" {
+		if !strings.HasPrefix(id, prefix+"_") || !idPattern.MatchString(id) {
+			// Accept a name given in the id field (the seed's examples use ids like "vol-123").
+			if found, ok := byName()[id]; ok {
+				return found
+			}
+			v.Add(field, "%s %q not found in this environment", kind, truncate(id, 80))
+		}
+		return id
+	}
+	if name == "" {
+		v.Add(field, "give the %s's id or name", kind)
+		return ""
+	}
+	if found, ok := byName()[name]; ok {
+		return found
+	}
+	v.Add(field, "%s %q not found in this environment", kind, truncate(name, 80))
+	return ""
+}
+
+func (s *appService) CreateApp(ctx context.Context, req *atollv1.CreateAppRequest) (*atollv1.App, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	app := req.GetApp()
+	if app == nil {
+		return nil, apierr.InvalidField("app", "is required")
+	}
+	app = proto.Clone(app).(*atollv1.App)
+	if err := s.normalizeApp(tx, env, app); err != nil {
+		return nil, err
+	}
+	app.Id, app.EnvIdRef, app.OrgId, app.Status = NewID("app"), env.Id, env.OrgId, nil
+	app.IsDeleted, app.Version = false, 0
+	if app.IsActive == nil {
+		t := true
+		app.IsActive = &t
+	}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_CreateApp{CreateApp: &atollv1.CreateAppCmd{App: app}}
+	out, err := s.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return s.presentApp(s.snap(), out.(*atollv1.App)), nil
+}
+
+// findApp finds a live app of an environment by id or name.
+func (s *Services) findApp(ctx context.Context, tx *state.Txn, envID, ref string) (*atollv1.App, *atollv1.Environment, error) {
+	env, err := s.liveEnvOf(ctx, tx, "envId", envID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ref == "" {
+		return nil, nil, apierr.InvalidField("appId", "is required (the app's id or name)")
+	}
+	if strings.HasPrefix(ref, "app_") {
+		if a := tx.App(ref); a != nil && a.EnvIdRef == env.Id && !a.IsDeleted {
+			return a, env, nil
+		}
+		return nil, nil, apierr.NotFound("app", ref)
+	}
+	if a := tx.LiveAppByName(env.Id, ref); a != nil {
+		return a, env, nil
+	}
+	return nil, nil, apierr.NotFound("app", ref)
+}
+
+// presentApp adds the status: per-instance state and a summary.
+func (s *Services) presentApp(tx *state.Txn, a *atollv1.App) *atollv1.App {
+	out := proto.Clone(a).(*atollv1.App)
+	st := &atollv1.AppStatus{Desired: a.Replicas, Message: a.GetStatus().GetMessage()}
+	if !fsm.AppActive(a) {
+		st.Desired = 0
+	}
+	var failing string
+	for _, in := range tx.AppInstances(a.Id) {
+		cp := proto.Clone(in).(*atollv1.Instance)
+		if s.opts.Usage != nil {
+			cp.Measured = s.opts.Usage.InstanceUsage(in.Id)
+		}
+		st.Instances = append(st.Instances, cp)
+		switch in.State {
+		case atollv1.InstanceState_INSTANCE_RUNNING:
+			if in.AppVersion == a.Version {
+				st.Running++
+			}
+		case atollv1.InstanceState_INSTANCE_ERROR, atollv1.InstanceState_INSTANCE_FAILED:
+			failing = in.LastError
+		}
+	}
+	switch {
+	case a.IsDeleted:
+		st.State = "DELETED"
+	case st.Desired == 0:
+		st.State = "STOPPED"
+	case st.Running >= st.Desired:
+		st.State = "RUNNING"
+	case failing != "":
+		st.State, st.Message = "FAILED", failing
+	case st.Running > 0:
+		st.State = "DEGRADED"
+	case len(st.Instances) == 0:
+		st.State = "PENDING"
+	default:
+		st.State = "STARTING"
+	}
+	out.Status = st
+	return out
+}
+
+func (s *appService) GetApp(ctx context.Context, req *atollv1.GetAppRequest) (*atollv1.App, error) {
+	tx := s.snap()
+	a, _, err := s.findApp(ctx, tx, req.EnvId, req.AppId)
+	if err != nil {
+		return nil, err
+	}
+	return s.presentApp(tx, a), nil
+}
+
+func (s *appService) ListApps(ctx context.Context, req *atollv1.ListAppsRequest) (*atollv1.ListAppsResponse, error) {
+	var v apierr.Violations
+	size := pageSize(&v, req.PageSize)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	var apps []*atollv1.App
+	for _, a := range tx.Apps(env.Id) {
+		if !a.IsDeleted || req.IncludeDeleted {
+			apps = append(apps, a)
+		}
+	}
+	start := 0
+	if req.PageToken != "" {
+		cur, err := decodeCursor("pageToken", req.PageToken)
+		if err != nil {
+			return nil, err
+		}
+		start = sort.Search(len(apps), func(i int) bool {
+			return apps[i].CreateIndex > cur.index || apps[i].CreateIndex == cur.index && apps[i].Id > cur.id
+		})
+	}
+	end := min(start+size, len(apps))
+	resp := &atollv1.ListAppsResponse{TotalCount: int32(len(apps))}
+	for _, a := range apps[start:end] {
+		resp.Apps = append(resp.Apps, s.presentApp(tx, a))
+	}
+	if end < len(apps) {
+		resp.NextPageToken = encodeCursor(pageCursor{apps[end-1].CreateIndex, apps[end-1].Id})
+	}
+	return resp, nil
+}
+
+// appFields maps update-mask paths to a copy function.
+var appFields = map[string]func(dst, src *atollv1.App){
+	"name":              func(d, s *atollv1.App) { d.Name = s.Name },
+	"source":            func(d, s *atollv1.App) { d.Source = s.Source },
+	"resourceRequests":  func(d, s *atollv1.App) { d.ResourceRequests = s.ResourceRequests },
+	"ports":             func(d, s *atollv1.App) { d.Ports = s.Ports },
+	"publicEndpoint":    func(d, s *atollv1.App) { d.PublicEndpoint = s.PublicEndpoint },
+	"command":           func(d, s *atollv1.App) { d.Command = s.Command },
+	"args":              func(d, s *atollv1.App) { d.Args = s.Args },
+	"volumeMounts":      func(d, s *atollv1.App) { d.VolumeMounts = s.VolumeMounts },
+	"variableSetMounts": func(d, s *atollv1.App) { d.VariableSetMounts = s.VariableSetMounts },
+	"fileMounts":        func(d, s *atollv1.App) { d.FileMounts = s.FileMounts },
+	"isActive":          func(d, s *atollv1.App) { d.IsActive = s.IsActive },
+	"replicas":          func(d, s *atollv1.App) { d.Replicas = s.Replicas },
+	"labels":            func(d, s *atollv1.App) { d.Labels = s.Labels },
+}
+
+func (s *appService) UpdateApp(ctx context.Context, req *atollv1.UpdateAppRequest) (*atollv1.App, error) {
+	tx := s.snap()
+	cur, env, err := s.findApp(ctx, tx, req.EnvId, req.AppId)
+	if err != nil {
+		return nil, err
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, apierr.InvalidField("updateMask", "is required: name the fields to change (REST: the fields present in the body)")
+	}
+	next := proto.Clone(cur).(*atollv1.App)
+	var v apierr.Violations
+	for _, p := range paths {
+		top, _, _ := strings.Cut(p, ".")
+		top = snakeToCamel(top)
+		set, ok := appFields[top]
+		if !ok {
+			v.Add("updateMask", "field %q cannot be updated", p)
+			continue
+		}
+		set(next, proto.Clone(req.GetApp()).(*atollv1.App))
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.normalizeApp(tx, env, next); err != nil {
+		return nil, err
+	}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_UpdateApp{UpdateApp: &atollv1.UpdateAppCmd{App: next, ExpectedVersion: cur.Version}}
+	out, err := s.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return s.presentApp(s.snap(), out.(*atollv1.App)), nil
+}
+
+func snakeToCamel(s string) string {
+	parts := strings.Split(s, "_")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return strings.Join(parts, "")
+}
+
+func (s *appService) DeleteApp(ctx context.Context, req *atollv1.DeleteAppRequest) (*emptypb.Empty, error) {
+	a, _, err := s.findApp(ctx, s.snap(), req.EnvId, req.AppId)
+	if err != nil {
+		return nil, err
+	}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_DeleteApp{DeleteApp: &atollv1.DeleteAppCmd{AppId: a.Id}}
+	if _, err := s.apply(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *appService) RestartApp(ctx context.Context, req *atollv1.RestartAppRequest) (*atollv1.App, error) {
+	tx := s.snap()
+	cur, _, err := s.findApp(ctx, tx, req.EnvId, req.AppId)
+	if err != nil {
+		return nil, err
+	}
+	next := proto.Clone(cur).(*atollv1.App)
+	next.RestartGeneration++
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_UpdateApp{UpdateApp: &atollv1.UpdateAppCmd{App: next, ExpectedVersion: cur.Version}}
+	out, err := s.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return s.presentApp(s.snap(), out.(*atollv1.App)), nil
+}

@@ -1,0 +1,332 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/atollhq/atoll/controlplane/apierr"
+	"github.com/atollhq/atoll/controlplane/fsm"
+	"github.com/atollhq/atoll/controlplane/quota"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// MaxFileBytes is the largest file content accepted.
+const MaxFileBytes = 1 << 20
+
+// SecretMask replaces secret values in responses.
+const SecretMask = "********"
+
+var objectNamePattern = slugPattern
+
+func checkObjectName(v *apierr.Violations, field, name string) {
+	if name == "" {
+		v.Add(field, "is required")
+	} else if !objectNamePattern.MatchString(strings.ToLower(name)) && !fileNameOK(name) {
+		v.Add(field, "must be 1-63 characters of letters, digits, '.', '_' and '-'")
+	}
+}
+
+func fileNameOK(n string) bool {
+	if len(n) > 63 || n == "." || n == ".." {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- volumes
+
+type volumeService struct {
+	*Services
+	atollv1.UnimplementedVolumeServiceServer
+}
+
+func (s *volumeService) CreateVolume(ctx context.Context, req *atollv1.CreateVolumeRequest) (*atollv1.Volume, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	in := req.GetVolume()
+	var v apierr.Violations
+	checkObjectName(&v, "volume.name", in.GetName())
+	size := int64(in.GetSizeMb())
+	if in.GetSize() != "" {
+		mb, err := quota.ParseMB(in.GetSize())
+		if err != nil {
+			v.Add("volume.size", "%v", err)
+		}
+		size = mb
+	}
+	if size <= 0 {
+		v.Add("volume.sizeMb", "must be greater than 0 (or give size, e.g. \"1Gi\")")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	vol := &atollv1.Volume{Id: NewID("vol"), EnvId: env.Id, OrgId: env.OrgId, Name: in.GetName(), SizeMb: int32(size)}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_CreateVolume{CreateVolume: &atollv1.CreateVolumeCmd{Volume: vol}}
+	out, err := s.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return out.(*atollv1.Volume), nil
+}
+
+func (s *Services) volumeRef(ctx context.Context, envID, ref string) (*atollv1.Volume, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", envID)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range tx.Volumes(env.Id) {
+		if v.Id == ref || v.Name == ref {
+			out := proto.Clone(v).(*atollv1.Volume)
+			out.MountedBy = fsm.VolumeUsers(tx, v)
+			return out, nil
+		}
+	}
+	return nil, apierr.NotFound("volume", ref)
+}
+
+func (s *volumeService) GetVolume(ctx context.Context, req *atollv1.GetVolumeRequest) (*atollv1.Volume, error) {
+	return s.volumeRef(ctx, req.EnvId, req.VolumeId)
+}
+
+func (s *volumeService) ListVolumes(ctx context.Context, req *atollv1.ListVolumesRequest) (*atollv1.ListVolumesResponse, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	resp := &atollv1.ListVolumesResponse{}
+	for _, v := range tx.Volumes(env.Id) {
+		out := proto.Clone(v).(*atollv1.Volume)
+		out.MountedBy = fsm.VolumeUsers(tx, v)
+		resp.Volumes = append(resp.Volumes, out)
+	}
+	sort.Slice(resp.Volumes, func(i, j int) bool { return resp.Volumes[i].CreateIndex < resp.Volumes[j].CreateIndex })
+	resp.TotalCount = int32(len(resp.Volumes))
+	return resp, nil
+}
+
+func (s *volumeService) DeleteVolume(ctx context.Context, req *atollv1.DeleteVolumeRequest) (*emptypb.Empty, error) {
+	vol, err := s.volumeRef(ctx, req.EnvId, req.VolumeId)
+	if err != nil {
+		return nil, err
+	}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_DeleteVolume{DeleteVolume: &atollv1.DeleteVolumeCmd{VolumeId: vol.Id}}
+	if _, err := s.apply(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// ---- variable sets
+
+type varSetService struct {
+	*Services
+	atollv1.UnimplementedVariableSetServiceServer
+}
+
+// maskSecrets hides the values of secret variables.
+func maskSecrets(vs *atollv1.VariableSet) *atollv1.VariableSet {
+	out := proto.Clone(vs).(*atollv1.VariableSet)
+	for _, v := range out.Variables {
+		if v.Secret {
+			v.Value = SecretMask
+		}
+	}
+	return out
+}
+
+func (s *varSetService) CreateVariableSet(ctx context.Context, req *atollv1.CreateVariableSetRequest) (*atollv1.VariableSet, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	in := req.GetVariableSet()
+	var v apierr.Violations
+	checkObjectName(&v, "variableSet.name", in.GetName())
+	if len(in.GetVariables()) > MaxVariables {
+		v.Add("variableSet.variables", "at most %d variables", MaxVariables)
+	}
+	for k, val := range in.GetVariables() {
+		if !envVarPattern.MatchString(k) {
+			v.Add("variableSet.variables."+truncate(k, 40), "must be an environment variable name: letters, digits and '_', not starting with a digit")
+		}
+		if val == nil || len(val.Value) > MaxVariableValue || !utf8.ValidString(val.GetValue()) || strings.ContainsRune(val.GetValue(), 0) {
+			v.Add("variableSet.variables."+truncate(k, 40), "value must be valid UTF-8 without NUL, at most %d bytes", MaxVariableValue)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	vs := &atollv1.VariableSet{Id: NewID("vset"), EnvId: env.Id, OrgId: env.OrgId, Name: in.GetName(), Variables: in.GetVariables()}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_CreateVariableSet{CreateVariableSet: &atollv1.CreateVariableSetCmd{VariableSet: vs}}
+	out, err := s.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return maskSecrets(out.(*atollv1.VariableSet)), nil
+}
+
+func (s *Services) varSetRef(ctx context.Context, envID, ref string) (*atollv1.VariableSet, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", envID)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range tx.VariableSets(env.Id) {
+		if v.Id == ref || v.Name == ref {
+			out := maskSecrets(v)
+			out.MountedBy = fsm.VariableSetUsers(tx, v)
+			return out, nil
+		}
+	}
+	return nil, apierr.NotFound("variable set", ref)
+}
+
+func (s *varSetService) GetVariableSet(ctx context.Context, req *atollv1.GetVariableSetRequest) (*atollv1.VariableSet, error) {
+	return s.varSetRef(ctx, req.EnvId, req.VariableSetId)
+}
+
+func (s *varSetService) ListVariableSets(ctx context.Context, req *atollv1.ListVariableSetsRequest) (*atollv1.ListVariableSetsResponse, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	resp := &atollv1.ListVariableSetsResponse{}
+	for _, v := range tx.VariableSets(env.Id) {
+		out := maskSecrets(v)
+		out.MountedBy = fsm.VariableSetUsers(tx, v)
+		resp.VariableSets = append(resp.VariableSets, out)
+	}
+	sort.Slice(resp.VariableSets, func(i, j int) bool { return resp.VariableSets[i].CreateIndex < resp.VariableSets[j].CreateIndex })
+	resp.TotalCount = int32(len(resp.VariableSets))
+	return resp, nil
+}
+
+func (s *varSetService) DeleteVariableSet(ctx context.Context, req *atollv1.DeleteVariableSetRequest) (*emptypb.Empty, error) {
+	vs, err := s.varSetRef(ctx, req.EnvId, req.VariableSetId)
+	if err != nil {
+		return nil, err
+	}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_DeleteVariableSet{DeleteVariableSet: &atollv1.DeleteVariableSetCmd{VariableSetId: vs.Id}}
+	if _, err := s.apply(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// ---- files
+
+type fileService struct {
+	*Services
+	atollv1.UnimplementedFileServiceServer
+}
+
+func (s *fileService) CreateFile(ctx context.Context, req *atollv1.CreateFileRequest) (*atollv1.File, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	in := req.GetFile()
+	var v apierr.Violations
+	checkObjectName(&v, "file.name", in.GetName())
+	content := in.GetContent()
+	if in.GetText() != "" {
+		if len(content) > 0 {
+			v.Add("file.text", "give either content (base64) or text, not both")
+		}
+		content = []byte(in.GetText())
+	}
+	if len(content) > MaxFileBytes {
+		v.Add("file.content", "at most 1 MiB, got %d bytes", len(content))
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(content)
+	f := &atollv1.File{Id: NewID("file"), EnvId: env.Id, OrgId: env.OrgId, Name: in.GetName(), Content: content,
+		SizeBytes: int32(len(content)), Sha256: hex.EncodeToString(sum[:])}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_CreateFile{CreateFile: &atollv1.CreateFileCmd{File: f}}
+	out, err := s.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return out.(*atollv1.File), nil
+}
+
+func (s *Services) fileRef(ctx context.Context, envID, ref string, withContent bool) (*atollv1.File, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", envID)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range tx.Files(env.Id) {
+		if f.Id == ref || f.Name == ref {
+			out := proto.Clone(f).(*atollv1.File)
+			out.MountedBy = fsm.FileUsers(tx, f)
+			if !withContent {
+				out.Content = nil
+			}
+			return out, nil
+		}
+	}
+	return nil, apierr.NotFound("file", ref)
+}
+
+func (s *fileService) GetFile(ctx context.Context, req *atollv1.GetFileRequest) (*atollv1.File, error) {
+	return s.fileRef(ctx, req.EnvId, req.FileId, true)
+}
+
+func (s *fileService) ListFiles(ctx context.Context, req *atollv1.ListFilesRequest) (*atollv1.ListFilesResponse, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	resp := &atollv1.ListFilesResponse{}
+	for _, f := range tx.Files(env.Id) {
+		out := proto.Clone(f).(*atollv1.File)
+		out.Content = nil
+		out.MountedBy = fsm.FileUsers(tx, f)
+		resp.Files = append(resp.Files, out)
+	}
+	sort.Slice(resp.Files, func(i, j int) bool { return resp.Files[i].CreateIndex < resp.Files[j].CreateIndex })
+	resp.TotalCount = int32(len(resp.Files))
+	return resp, nil
+}
+
+func (s *fileService) DeleteFile(ctx context.Context, req *atollv1.DeleteFileRequest) (*emptypb.Empty, error) {
+	f, err := s.fileRef(ctx, req.EnvId, req.FileId, false)
+	if err != nil {
+		return nil, err
+	}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_DeleteFile{DeleteFile: &atollv1.DeleteFileCmd{FileId: f.Id}}
+	if _, err := s.apply(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}

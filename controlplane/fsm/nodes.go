@@ -1,0 +1,225 @@
+package fsm
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/atollhq/atoll/controlplane/apierr"
+	"github.com/atollhq/atoll/controlplane/quota"
+	"github.com/atollhq/atoll/controlplane/state"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// NodeAllocated sums the requests of the instances placed on a node.
+func NodeAllocated(tx *state.Txn, nodeID string) quota.Vec {
+	var v quota.Vec
+	for _, in := range tx.NodeInstances(nodeID) {
+		v = v.Add(quota.Of(in.Resources))
+	}
+	return v
+}
+
+func (a *applier) applyUpsertNode(c *atollv1.UpsertNodeCmd) (*atollv1.Node, error) {
+	n := c.GetNode()
+	if n.GetId() == "" {
+		return nil, apierr.InvalidField("node.id", "is required")
+	}
+	if cur := a.tx.Node(n.Id); cur != nil {
+		n.CreateIndex, n.RegisteredAt, n.Drain = cur.CreateIndex, cur.RegisteredAt, cur.Drain
+		if cur.Drain && n.Status == atollv1.NodeStatus_NODE_READY {
+			n.Status = atollv1.NodeStatus_NODE_DRAINING
+		}
+	} else {
+		n.CreateIndex, n.RegisteredAt = a.index, a.ts()
+	}
+	n.ModifyIndex = a.index
+	if err := a.tx.Insert(state.TableNodes, n); err != nil {
+		return nil, err
+	}
+	return n, a.event("node.registered", "node", n.Id, "", "", nil)
+}
+
+func (a *applier) applySetNodeStatus(c *atollv1.SetNodeStatusCmd) (*atollv1.Node, error) {
+	cur := a.tx.Node(c.NodeId)
+	if cur == nil {
+		return nil, apierr.NotFound("node", c.NodeId)
+	}
+	n := proto.Clone(cur).(*atollv1.Node)
+	switch c.Drain {
+	case 1:
+		n.Drain = true
+	case 2:
+		n.Drain = false
+	}
+	if c.Status != atollv1.NodeStatus_NODE_STATUS_UNSPECIFIED {
+		n.Status = c.Status
+	}
+	if n.Status != atollv1.NodeStatus_NODE_DOWN {
+		n.Status = atollv1.NodeStatus_NODE_READY
+		if n.Drain {
+			n.Status = atollv1.NodeStatus_NODE_DRAINING
+		}
+	}
+	n.StatusMessage, n.ModifyIndex = c.Message, a.index
+	if proto.Equal(n, cur) {
+		return cur, nil
+	}
+	if err := a.tx.Insert(state.TableNodes, n); err != nil {
+		return nil, err
+	}
+	if n.Status == atollv1.NodeStatus_NODE_DOWN && cur.Status != atollv1.NodeStatus_NODE_DOWN {
+		// Its instances are lost: the scheduler places them elsewhere.
+		envs := map[string]bool{}
+		for _, in := range a.tx.NodeInstances(n.Id) {
+			cp := proto.Clone(in).(*atollv1.Instance)
+			cp.State, cp.LastError, cp.ModifyIndex, cp.UpdatedAt = atollv1.InstanceState_INSTANCE_LOST, "node "+n.Name+" is down", a.index, a.ts()
+			if err := a.tx.Insert(state.TableInstances, cp); err != nil {
+				return nil, err
+			}
+			envs[in.EnvId] = true
+		}
+		for env := range envs {
+			if err := a.refreshEnvStatus(env); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return n, a.event("node.status_changed", "node", n.Id, "", "", nil)
+}
+
+// applyApplyPlan commits one scheduler decision, or refuses it whole when
+// the state moved under it (optimistic concurrency).
+func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
+	for appID, v := range c.AppVersions {
+		if app := a.tx.App(appID); app == nil || app.Version != v {
+			return apierr.Aborted("stale plan: app %s changed since the plan was computed", appID)
+		}
+	}
+	for nodeID, idx := range c.NodeIndexes {
+		if n := a.tx.Node(nodeID); n == nil || n.ModifyIndex != idx {
+			return apierr.Aborted("stale plan: node %s changed since the plan was computed", nodeID)
+		}
+	}
+	stopping := map[string]bool{}
+	for _, id := range c.Stop {
+		stopping[id] = true
+	}
+	// Capacity re-check per node: what stays + what is placed <= allocatable.
+	add := map[string]quota.Vec{}
+	for _, in := range c.Place {
+		n := a.tx.Node(in.NodeId)
+		if n == nil || n.Status != atollv1.NodeStatus_NODE_READY {
+			return apierr.Aborted("stale plan: node %s is not ready", in.NodeId)
+		}
+		if a.tx.Instance(in.Id) != nil {
+			return apierr.Aborted("stale plan: instance %s exists", in.Id)
+		}
+		app := a.tx.App(in.AppId)
+		if app == nil || app.IsDeleted {
+			return apierr.Aborted("stale plan: app %s is gone", in.AppId)
+		}
+		add[in.NodeId] = add[in.NodeId].Add(quota.Of(in.Resources))
+	}
+	for nodeID, extra := range add {
+		n := a.tx.Node(nodeID)
+		var kept quota.Vec
+		for _, in := range a.tx.NodeInstances(nodeID) {
+			if !stopping[in.Id] {
+				kept = kept.Add(quota.Of(in.Resources))
+			}
+		}
+		if sf, ok := quota.Fits(kept.Add(extra), quota.Of(n.Allocatable)); !ok {
+			return apierr.Aborted("stale plan: node %s has no room for %s (%d > %d)", nodeID, sf.Dimension, sf.Requested, sf.Available)
+		}
+	}
+	// Checks passed: write.
+	envs := map[string]bool{}
+	for _, id := range c.Stop {
+		if in := a.tx.Instance(id); in != nil {
+			if err := a.tx.Delete(state.TableInstances, in); err != nil {
+				return err
+			}
+			envs[in.EnvId] = true
+		}
+	}
+	for _, in := range c.Place {
+		in.CreateIndex, in.ModifyIndex, in.CreatedAt, in.UpdatedAt = a.index, a.index, a.ts(), a.ts()
+		in.State, in.DesiredRunning = atollv1.InstanceState_INSTANCE_ASSIGNED, true
+		if err := a.tx.Insert(state.TableInstances, in); err != nil {
+			return err
+		}
+		envs[in.EnvId] = true
+	}
+	for appID, why := range c.Unplaced {
+		app := a.tx.App(appID)
+		if app == nil {
+			continue
+		}
+		if app.Status.GetMessage() != why {
+			cp := proto.Clone(app).(*atollv1.App)
+			if cp.Status == nil {
+				cp.Status = &atollv1.AppStatus{}
+			}
+			cp.Status.Message = why
+			if err := a.tx.Insert(state.TableApps, cp); err != nil {
+				return err
+			}
+			if err := a.event("app.unschedulable", "app", app.Id, app.OrgId, "", nil); err != nil {
+				return err
+			}
+		}
+		envs[app.EnvIdRef] = true
+	}
+	for appID := range c.AppVersions {
+		if _, un := c.Unplaced[appID]; un {
+			continue
+		}
+		if app := a.tx.App(appID); app != nil && app.Status.GetMessage() != "" {
+			cp := proto.Clone(app).(*atollv1.App)
+			cp.Status.Message = ""
+			if err := a.tx.Insert(state.TableApps, cp); err != nil {
+				return err
+			}
+		}
+	}
+	for env := range envs {
+		if err := a.setEnvUsage(env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyUpdateInstances records the states an agent reported.
+func (a *applier) applyUpdateInstances(c *atollv1.UpdateInstancesCmd) error {
+	envs := map[string]bool{}
+	for _, st := range c.Instances {
+		cur := a.tx.Instance(st.InstanceId)
+		if cur == nil || cur.NodeId != c.NodeId {
+			continue // removed meanwhile, or not this node's: ignore
+		}
+		in := proto.Clone(cur).(*atollv1.Instance)
+		in.State, in.ContainerId, in.Restarts, in.LastError = st.State, st.ContainerId, st.Restarts, st.Error
+		if st.StartedAt != nil {
+			in.StartedAt = st.StartedAt
+		}
+		if st.Address != "" {
+			in.Address = st.Address
+		}
+		if proto.Equal(in, cur) {
+			continue
+		}
+		in.ModifyIndex, in.UpdatedAt = a.index, a.ts()
+		if err := a.tx.Insert(state.TableInstances, in); err != nil {
+			return err
+		}
+		envs[in.EnvId] = true
+	}
+	for env := range envs {
+		if err := a.refreshEnvStatus(env); err != nil {
+			return fmt.Errorf("refresh environment %s: %w", env, err)
+		}
+	}
+	return nil
+}
