@@ -219,6 +219,9 @@ func TestWatchSSE(t *testing.T) {
 		{"/v1/environments/" + e.Id + "/watch", map[string]string{"Last-Event-ID": fmt.Sprint(u.ModifyIndex)}},
 		{"/v1/environments/" + e.Id + "/watch?fromIndex=" + fmt.Sprint(u.ModifyIndex), nil},
 		{"/v1/environments/-/watch?projectId=" + e.ProjectId + "&fromIndex=" + fmt.Sprint(u.ModifyIndex), nil},
+		// The seed aliases reach the SSE route too.
+		{"/environments/" + e.Id + "/watch?fromIndex=" + fmt.Sprint(u.ModifyIndex), nil},
+		{"/api/v1/environments/" + e.Id + "/watch", map[string]string{"Last-Event-ID": fmt.Sprint(u.ModifyIndex)}},
 	} {
 		resp, ch := openSSE(t, f.srv, f.c.AdminToken, how.path, how.header)
 		if resp.StatusCode != http.StatusOK {

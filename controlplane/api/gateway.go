@@ -93,8 +93,10 @@ func NewGateway(ctx context.Context, grpcAddr string, gatherer prometheus.Gather
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /v1/environments/{id}/watch", &sseWatch{conn: conn, log: log})
 	mux.Handle("POST /{method...}", connectHandler(conn, gw))
-	mux.Handle("/", rewriteAliases(gw))
-	return validUTF8(limitBody(mux)), nil
+	mux.Handle("/", gw)
+	// Aliases are rewritten before routing, so they reach every route (the
+	// SSE watch too, which is not a grpc-gateway route).
+	return validUTF8(limitBody(rewriteAliases(mux))), nil
 }
 
 // validUTF8 refuses a request whose path or query is not valid UTF-8 once
@@ -270,11 +272,10 @@ func writeErrorStatus(w http.ResponseWriter, st *status.Status, code int) {
 // body (Connect's unary JSON protocol); "teabar.v1" is accepted as an alias
 // of "atoll.v1". Other POSTs go to the REST gateway.
 func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
-	aliases := rewriteAliases(rest)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		svc, method, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 		if !ok || !strings.Contains(svc, ".") || strings.Contains(method, "/") {
-			aliases.ServeHTTP(w, r)
+			rest.ServeHTTP(w, r)
 			return
 		}
 		if p, ok := strings.CutPrefix(svc, "teabar.v1."); ok {
