@@ -30,7 +30,13 @@ type apiFixture struct {
 
 func newAPIFixture(t *testing.T, opts ...cptest.Option) *apiFixture {
 	t.Helper()
-	c := cptest.NewCluster(t, 1, opts...)
+	return newAPIFixtureN(t, 1, opts...)
+}
+
+// newAPIFixtureN starts n servers; the fixture's clients talk to the leader.
+func newAPIFixtureN(t *testing.T, n int, opts ...cptest.Option) *apiFixture {
+	t.Helper()
+	c := cptest.NewCluster(t, n, opts...)
 	s := c.WaitLeader()
 	conn := cptest.Conn(t, s)
 	return &apiFixture{

@@ -18,6 +18,21 @@ import (
 // 100 concurrent creates give exactly 10 environments and 90 RESOURCE_EXHAUSTED.
 func TestQuotaRace(t *testing.T) {
 	f := newAPIFixture(t)
+	quotaRace(t, f, []atollv1.EnvironmentServiceClient{f.envs})
+}
+
+// TestQuotaRaceThreeServers spreads the creates over a leader and two
+// followers (writes forwarded to the leader): still exactly 10.
+func TestQuotaRaceThreeServers(t *testing.T) {
+	f := newAPIFixtureN(t, 3)
+	var clients []atollv1.EnvironmentServiceClient
+	for _, s := range f.c.Live() {
+		clients = append(clients, cptest.Envs(t, s))
+	}
+	quotaRace(t, f, clients)
+}
+
+func quotaRace(t *testing.T, f *apiFixture, clients []atollv1.EnvironmentServiceClient) {
 	ctx := cptest.Ctx(t, f.newOrg(t, "race org", nil))
 	each := &atollv1.Resources{Cpu: 250, Memory: 512, Storage: 1024}
 	const fit, tries = 10, 100
@@ -46,7 +61,7 @@ func TestQuotaRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			e, err := f.envs.CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: fmt.Sprintf("racer-%03d", i), ResourceQuota: each})
+			e, err := clients[i%len(clients)].CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: fmt.Sprintf("racer-%03d", i), ResourceQuota: each})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
