@@ -39,15 +39,15 @@ func setupEnv(h *host, name string) string {
 func seedApp(image, name string) jsonObj {
 	repo, tag, _ := strings.Cut(image, ":")
 	return jsonObj{
-		"name":             name,
-		"source":           jsonObj{"image": jsonObj{"name": repo, "tag": tag}},
-		"resourceRequests": jsonObj{"cpu": "100m", "memory": "128Mi", "filesystemStorage": "1Gi"},
-		"ports":            []jsonObj{{"name": "http", "number": 8080, "protocol": "TCP"}},
-		"publicEndpoint":   jsonObj{"externalPort": 443, "appPort": 8080},
-		"volumeMounts":     []jsonObj{{"volNameRef": "data", "path": "/data"}},
+		"name":              name,
+		"source":            jsonObj{"image": jsonObj{"name": repo, "tag": tag}},
+		"resourceRequests":  jsonObj{"cpu": "100m", "memory": "128Mi", "filesystemStorage": "1Gi"},
+		"ports":             []jsonObj{{"name": "http", "number": 8080, "protocol": "TCP"}},
+		"publicEndpoint":    jsonObj{"externalPort": 443, "appPort": 8080},
+		"volumeMounts":      []jsonObj{{"volNameRef": "data", "path": "/data"}},
 		"variableSetMounts": []jsonObj{{"varSetNameRef": "app-config"}},
-		"fileMounts":       []jsonObj{{"fileNameRef": "app.conf", "mountPath": "/etc/app.conf", "fileOwner": "1000:1000"}},
-		"isActive":         true,
+		"fileMounts":        []jsonObj{{"fileNameRef": "app.conf", "mountPath": "/etc/app.conf", "fileOwner": "1000:1000"}},
+		"isActive":          true,
 	}
 }
 
