@@ -5,11 +5,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/atollhq/atoll/agent"
 	"github.com/atollhq/atoll/controlplane"
+	"github.com/atollhq/atoll/runtime/docker"
 )
 
 func serverFlags(fs *flag.FlagSet, cfg *controlplane.Config, getenv func(string) string) *string {
@@ -62,8 +68,15 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("atoll dev", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	serverFlags(fs, &cfg, env.getenv)
+	routerAddr := fs.String("router-addr", "127.0.0.1:7080", "the local agent's HTTP router: apps at http://<app>-<env>.<domain>:<port>")
+	agentAddr := fs.String("agent-addr", "127.0.0.1:7073", "the local agent's own gRPC endpoint (logs)")
+	noAgent := fs.Bool("no-agent", false, "run only the server, without the local agent")
+	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "domain of public app hostnames")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
+	}
+	if _, port, err := net.SplitHostPort(*routerAddr); err == nil {
+		cfg.RouterPort, _ = strconv.Atoi(port)
 	}
 	cfg.Bootstrap = true
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
@@ -78,27 +91,94 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer s.Close()
-	tokenPath := cfg.DataDir + "/admin.token"
-	var token string
-	select {
-	case token = <-tokenCh:
-	case <-time.After(1500 * time.Millisecond):
-		b, err := os.ReadFile(tokenPath)
-		if err != nil {
-			return fmt.Errorf("no admin token in %s: %w", tokenPath, err)
-		}
-		token = strings.TrimSpace(string(b))
-	case <-ctx.Done():
-		return nil
+	tokenPath := filepath.Join(cfg.DataDir, "admin.token")
+	token, err := waitAdminToken(ctx, tokenCh, tokenPath)
+	if err != nil || ctx.Err() != nil {
+		return err
 	}
-	printDevBanner(env.stdout, s, token, tokenPath)
+	var local *agent.Agent
+	agentDone := make(chan error, 1)
+	if !*noAgent {
+		a, dockerErr, err := startLocalAgent(ctx, env, cfg, s.GRPCAddr(), token, *routerAddr, *agentAddr, agentDone)
+		if err != nil {
+			return err
+		}
+		local = a
+		if dockerErr != nil {
+			fmt.Fprintf(env.stderr, "warning: Docker is not reachable (%v).\n  The API serves, but apps cannot run until the Docker Engine is up; the agent keeps retrying.\n", dockerErr)
+		}
+	}
+	printDevBanner(env.stdout, s, token, tokenPath, local, cfg.Domain)
 	<-ctx.Done()
 	fmt.Fprintln(env.stderr, "shutting down...")
+	if local != nil {
+		select {
+		case <-agentDone:
+		case <-time.After(10 * time.Second):
+		}
+	}
 	return nil
 }
 
-func printDevBanner(w io.Writer, s *controlplane.Server, token, tokenPath string) {
+// waitAdminToken returns the bootstrap token: printed by a new cluster, or
+// read from the data dir of an existing one.
+func waitAdminToken(ctx context.Context, tokenCh <-chan string, path string) (string, error) {
+	deadline := time.After(15 * time.Second)
+	for {
+		if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return strings.TrimSpace(string(b)), nil
+		}
+		select {
+		case t := <-tokenCh:
+			return t, nil
+		case <-ctx.Done():
+			return "", nil
+		case <-deadline:
+			return "", fmt.Errorf("no admin token after 15s (expected in %s): is another atoll using this data dir?", path)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// startLocalAgent runs an agent in this process against the local Docker Engine.
+func startLocalAgent(ctx context.Context, env *cliEnv, cfg controlplane.Config, grpcAddr, token, routerAddr, agentAddr string, done chan<- error) (*agent.Agent, error, error) {
+	dataDir, err := filepath.Abs(filepath.Join(cfg.DataDir, "agent"))
+	if err != nil {
+		return nil, nil, err
+	}
+	acfg := agent.DefaultConfig()
+	acfg.Servers = []string{grpcAddr}
+	acfg.JoinToken = token
+	acfg.DataDir = dataDir
+	acfg.RouterAddr = routerAddr
+	acfg.ListenAddr = agentAddr
+	acfg.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rcfg := docker.DefaultConfig()
+	rcfg.FilesDir = filepath.Join(dataDir, "files")
+	rt, err := docker.New(rcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("docker runtime: %w", err)
+	}
+	var dockerErr error
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	if _, err := rt.List(pctx, map[string]string{"atoll.probe": "none"}); err != nil {
+		dockerErr = err
+	}
+	cancel()
+	a, err := agent.New(acfg, rt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("local agent: %w", err)
+	}
+	go func() { done <- a.Run(ctx) }()
+	return a, dockerErr, nil
+}
+
+func printDevBanner(w io.Writer, s *controlplane.Server, token, tokenPath string, a *agent.Agent, domain string) {
 	fmt.Fprintf(w, "atoll dev: API http://%s (REST)  %s (gRPC)\n", s.HTTPAddr(), s.GRPCAddr())
+	if a != nil {
+		_, port, _ := net.SplitHostPort(a.RouterAddr())
+		fmt.Fprintf(w, "           apps at http://<app>-<env>.%s:%s\n", domain, port)
+	}
 	short := token
 	if len(short) > 12 {
 		short = short[:12] + "…"
