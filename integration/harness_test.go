@@ -28,7 +28,7 @@ import (
 
 // host is one control-plane server and one real agent on the local Docker Engine.
 type host struct {
-	t       *testing.T
+	t       testing.TB
 	cluster *cptest.Cluster
 	server  *controlplane.Server
 	token   string
@@ -43,7 +43,7 @@ type host struct {
 	done     chan error
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t testing.TB) *host {
 	t.Helper()
 	image := testimage.Ensure(t, "")
 	c := cptest.NewCluster(t, 1, func(_ int, c *controlplane.Config) {
@@ -178,7 +178,7 @@ func (h *host) viaRouter(hostname, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	cptest.WaitFor(t, timeout, what, cond)
 }
