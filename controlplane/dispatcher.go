@@ -10,10 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atollhq/atoll/controlplane/api"
 	"github.com/atollhq/atoll/controlplane/apierr"
@@ -522,6 +520,3 @@ func (s *Server) leaderGRPC() string {
 	}
 	return ""
 }
-
-var _ = grpc.SetHeader
-var _ = timestamppb.Now
