@@ -344,24 +344,39 @@ func TestLogsOfRequests(t *testing.T) {
 	mustGet(t, a.url+"/env?k=PORT")
 	mustGet(t, a.url+"/?x=1")
 
-	s, err := rt.Logs(ctx, a.id, runtime.LogOptions{})
-	must(t, "Logs", err)
+	// The engine captures output asynchronously: read until the request
+	// lines are there (bounded), then check them.
+	want := []string{"testapp listening on :8080", "request GET /env?k=PORT", "request GET /?x=1"}
 	var texts []string
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		l, err := s.Next()
-		if err == io.EOF {
+		texts = nil
+		s, err := rt.Logs(ctx, a.id, runtime.LogOptions{})
+		must(t, "Logs", err)
+		for {
+			l, err := s.Next()
+			if err == io.EOF {
+				break
+			}
+			must(t, "Next", err)
+			if l.Stream != runtime.Stdout || l.Time.IsZero() || time.Since(l.Time) > time.Minute {
+				t.Errorf("line %+v", l)
+			}
+			texts = append(texts, l.Text)
+		}
+		s.Close()
+		complete := true
+		for _, w := range want {
+			complete = complete && slices.Contains(texts, w)
+		}
+		if complete || time.Now().After(deadline) {
 			break
 		}
-		must(t, "Next", err)
-		if l.Stream != runtime.Stdout || l.Time.IsZero() || time.Since(l.Time) > time.Minute {
-			t.Errorf("line %+v", l)
-		}
-		texts = append(texts, l.Text)
+		time.Sleep(20 * time.Millisecond) // poll interval while the engine catches up
 	}
-	s.Close()
-	for _, want := range []string{"testapp listening on :8080", "request GET /env?k=PORT", "request GET /?x=1"} {
-		if !slices.Contains(texts, want) {
-			t.Errorf("no line %q in %q", want, texts)
+	for _, w := range want {
+		if !slices.Contains(texts, w) {
+			t.Errorf("no line %q in %q", w, texts)
 		}
 	}
 
