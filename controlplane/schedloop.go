@@ -183,7 +183,9 @@ func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd {
 			// stops once a new one runs.
 			target = min(desired, runningCur+1)
 			excess := runningCur + len(old) - desired
-			sort.Slice(old, func(a, b int) bool { return old[a].State != atollv1.InstanceState_INSTANCE_RUNNING && old[b].State == atollv1.InstanceState_INSTANCE_RUNNING })
+			sort.Slice(old, func(a, b int) bool {
+				return old[a].State != atollv1.InstanceState_INSTANCE_RUNNING && old[b].State == atollv1.InstanceState_INSTANCE_RUNNING
+			})
 			for k := 0; k < excess && k < len(old); k++ {
 				stop(old[k])
 			}

@@ -17,8 +17,8 @@ import (
 	"github.com/atollhq/atoll/controlplane/fsm"
 	"github.com/atollhq/atoll/controlplane/quota"
 	"github.com/atollhq/atoll/controlplane/state"
-	"github.com/atollhq/atoll/runtime"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+	"github.com/atollhq/atoll/runtime"
 )
 
 type appService struct {

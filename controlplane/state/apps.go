@@ -37,7 +37,9 @@ func (t *Txn) Instance(id string) *atollv1.Instance {
 // AppInstances lists an app's instances.
 func (t *Txn) AppInstances(appID string) []*atollv1.Instance {
 	out := all[*atollv1.Instance](t, TableInstances, "app", appID)
-	sort.Slice(out, func(i, j int) bool { return out[i].CreateIndex < out[j].CreateIndex || out[i].CreateIndex == out[j].CreateIndex && out[i].Id < out[j].Id })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].CreateIndex < out[j].CreateIndex || out[i].CreateIndex == out[j].CreateIndex && out[i].Id < out[j].Id
+	})
 	return out
 }
 

@@ -42,7 +42,7 @@ func byField(name, field string) *memdb.IndexSchema {
 
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		TableMeta: {Name: TableMeta, Indexes: map[string]*memdb.IndexSchema{"id": id("Key")}},
+		TableMeta:    {Name: TableMeta, Indexes: map[string]*memdb.IndexSchema{"id": id("Key")}},
 		TableServers: {Name: TableServers, Indexes: map[string]*memdb.IndexSchema{"id": id("Id")}},
 		TableOrganizations: {Name: TableOrganizations, Indexes: map[string]*memdb.IndexSchema{
 			"id":   id("Id"),
