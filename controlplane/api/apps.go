@@ -212,31 +212,11 @@ func (s *Services) normalizeApp(tx *state.Txn, env *atollv1.Environment, app *at
 	for i, m := range app.VolumeMounts {
 		f := fmt.Sprintf("volumeMounts[%d]", i)
 		checkPath(f+".path", m.Path)
-		id := resolveRef(&v, f, "volume", m.VolIdRef, m.VolNameRef, "vol", func() map[string]string {
-			out := map[string]string{}
-			for _, x := range tx.Volumes(env.Id) {
-				out[x.Name] = x.Id
-			}
-			return out
-		})
-		m.VolIdRef = id
-		if vol := tx.Volume(id); vol != nil && vol.EnvId == env.Id {
-			m.VolNameRef = vol.Name
-		}
+		m.VolIdRef, m.VolNameRef = resolveRef(&v, f, "volume", m.VolIdRef, m.VolNameRef, tx.Volumes(env.Id))
 	}
 	for i, m := range app.VariableSetMounts {
 		f := fmt.Sprintf("variableSetMounts[%d]", i)
-		id := resolveRef(&v, f, "variable set", m.VarSetIdRef, m.VarSetNameRef, "vset", func() map[string]string {
-			out := map[string]string{}
-			for _, x := range tx.VariableSets(env.Id) {
-				out[x.Name] = x.Id
-			}
-			return out
-		})
-		m.VarSetIdRef = id
-		if vs := tx.VariableSet(id); vs != nil && vs.EnvId == env.Id {
-			m.VarSetNameRef = vs.Name
-		}
+		m.VarSetIdRef, m.VarSetNameRef = resolveRef(&v, f, "variable set", m.VarSetIdRef, m.VarSetNameRef, tx.VariableSets(env.Id))
 	}
 	for i, m := range app.FileMounts {
 		f := fmt.Sprintf("fileMounts[%d]", i)
@@ -246,43 +226,37 @@ func (s *Services) normalizeApp(tx *state.Txn, env *atollv1.Environment, app *at
 				v.Add(f+".fileOwner", "%v", err)
 			}
 		}
-		id := resolveRef(&v, f, "file", m.FileIdRef, m.FileNameRef, "file", func() map[string]string {
-			out := map[string]string{}
-			for _, x := range tx.Files(env.Id) {
-				out[x.Name] = x.Id
-			}
-			return out
-		})
-		m.FileIdRef = id
-		if fl := tx.File(id); fl != nil && fl.EnvId == env.Id {
-			m.FileNameRef = fl.Name
-		}
+		m.FileIdRef, m.FileNameRef = resolveRef(&v, f, "file", m.FileIdRef, m.FileNameRef, tx.Files(env.Id))
 	}
 	checkLabels(&v, "labels", app.Labels)
 	return v.Err()
 }
 
-// resolveRef finds the id of a mounted object from its id or its name.
-func resolveRef(v *apierr.Violations, field, kind, id, name, prefix string, byName func() map[string]string) string {
-	if id != "" {
-		if !strings.HasPrefix(id, prefix+"_") || !idPattern.MatchString(id) {
-			// Accept a name given in the id field (the seed's examples use ids like "vol-123").
-			if found, ok := byName()[id]; ok {
-				return found
-			}
-			v.Add(field, "%s %q not found in this environment", kind, truncate(id, 80))
-		}
-		return id
-	}
-	if name == "" {
+// namedObject is a volume, variable set or file of an environment.
+type namedObject interface {
+	GetId() string
+	GetName() string
+}
+
+// resolveRef finds a mounted object of the environment by id or by name
+// (the seed's examples put names like "vol-123" in the id field, so an id
+// field that matches a name is accepted too) and returns its id and name.
+func resolveRef[T namedObject](v *apierr.Violations, field, kind, id, name string, objs []T) (string, string) {
+	if id == "" && name == "" {
 		v.Add(field, "give the %s's id or name", kind)
-		return ""
+		return "", ""
 	}
-	if found, ok := byName()[name]; ok {
-		return found
+	for _, o := range objs {
+		if (id != "" && (o.GetId() == id || o.GetName() == id)) || (id == "" && o.GetName() == name) {
+			return o.GetId(), o.GetName()
+		}
 	}
-	v.Add(field, "%s %q not found in this environment", kind, truncate(name, 80))
-	return ""
+	ref := id
+	if ref == "" {
+		ref = name
+	}
+	v.Add(field, "%s %q not found in this environment", kind, truncate(ref, 80))
+	return id, name
 }
 
 func (s *appService) CreateApp(ctx context.Context, req *atollv1.CreateAppRequest) (*atollv1.App, error) {
