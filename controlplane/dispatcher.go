@@ -459,18 +459,25 @@ func (d *dispatcher) InstanceLogs(ctx context.Context, in *atollv1.Instance, req
 	if err != nil {
 		return err
 	}
+	return pipe(stream.Recv, func(l *atollv1.LogLine) error {
+		if l.InstanceId == "" {
+			l.InstanceId = in.Id
+		}
+		return send(l)
+	})
+}
+
+// pipe forwards every message of a stream until it ends.
+func pipe[T any](recv func() (T, error), send func(T) error) error {
 	for {
-		l, err := stream.Recv()
+		m, err := recv()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if l.InstanceId == "" {
-			l.InstanceId = in.Id
-		}
-		if err := send(l); err != nil {
+		if err := send(m); err != nil {
 			return err
 		}
 	}
@@ -494,18 +501,7 @@ func (d *dispatcher) logsViaLeader(ctx context.Context, in *atollv1.Instance, re
 	if err != nil {
 		return err
 	}
-	for {
-		l, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := send(l); err != nil {
-			return err
-		}
-	}
+	return pipe(stream.Recv, send)
 }
 
 // leaderGRPC is the gRPC address of the current leader, if known.
