@@ -30,11 +30,21 @@ func tokenRow(t *atollv1.Token, now time.Time) []string {
 var tokenHeader = []string{"ID", "NAME", "PREFIX", "SCOPES", "AGE", "EXPIRES"}
 
 func tokenCreate() *command {
-	return leaf("token create", "NAME", "create an API token; prints the secret once", 1, 1, func(fs *flag.FlagSet) func(*call) error {
+	return leaf("token create", "NAME", "create an API token; prints the secret once", 0, 1, func(fs *flag.FlagSet) func(*call) error {
 		var scopes multiFlag
 		fs.Var(&scopes, "scope", "permission to grant, e.g. env:read, env:write, project:write, token:admin, * (repeatable; required)")
 		ttl := fs.String("ttl", "", "lifetime, e.g. 720h (default: no expiry)")
+		joinAgent := fs.Bool("join-agent", false, "a token for agents to join with (scope node:agent); prints the `atoll agent` command line")
 		return func(c *call) error {
+			if *joinAgent {
+				scopes = append(scopes, "node:agent")
+			}
+			if len(c.args) == 0 {
+				if !*joinAgent {
+					return usagef("usage: atoll token create NAME --scope SCOPE... [flags] (run `atoll token create --help`)")
+				}
+				c.args = []string{"agent-join"}
+			}
 			if len(scopes) == 0 {
 				return usagef("atoll token create: give at least one --scope (e.g. --scope env:read --scope env:write)")
 			}
@@ -55,10 +65,32 @@ func tokenCreate() *command {
 			}
 			t := resp.GetToken()
 			fmt.Fprintf(c.e.stdout, "created token %s (%s) with %s\n\n  %s\n\n", t.GetName(), t.GetId(), strings.Join(t.GetScopes(), ", "), resp.Secret)
+			if *joinAgent {
+				fmt.Fprintf(c.e.stdout, "start an agent on each host with:\n\n  atoll agent --servers %s --data-dir /var/lib/atoll-agent --join-token %s\n\n", agentServers(c), resp.Secret)
+			}
 			fmt.Fprintln(c.e.stderr, "warning: this secret is shown only once; store it now (revoke: atoll token revoke "+t.GetId()+")")
 			return nil
 		}
 	})
+}
+
+// agentServers lists the gRPC addresses of the cluster's servers for an
+// agent's --servers (the address this command used if they cannot be listed).
+func agentServers(c *call) string {
+	resp, err := atollv1.NewOperatorServiceClient(c.conn).ListRaftPeers(c.ctx, &atollv1.ListRaftPeersRequest{})
+	if err != nil {
+		return c.o.addr
+	}
+	var addrs []string
+	for _, p := range resp.Peers {
+		if p.GrpcAddress != "" {
+			addrs = append(addrs, p.GrpcAddress)
+		}
+	}
+	if len(addrs) == 0 {
+		return c.o.addr
+	}
+	return strings.Join(addrs, ",")
 }
 
 func tokenList() *command {
