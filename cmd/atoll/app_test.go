@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// devServerNoAgent runs `atoll dev --no-agent` in this process and returns
+// its gRPC address and admin token.
+func devServerNoAgent(t *testing.T) (addr, token string) {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--no-agent", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := grpcBannerRe.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("atoll dev exited early: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no banner from atoll dev within 30s\nstdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+		}
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("atoll dev did not stop within 30s of cancel")
+		}
+	})
+	b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, strings.TrimSpace(string(b))
+}
+
+// miniAgent registers a node over a real AgentService session, heartbeats at
+// the period the server asks for, and reports every assignment RUNNING.
+func miniAgent(t *testing.T, addr, token, name string) (nodeID string, assignments <-chan *atollv1.Assignments) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token))
+	t.Cleanup(func() { cancel(); conn.Close() })
+	stream, err := atollv1.NewAgentServiceClient(conn).Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sendMu sync.Mutex
+	send := func(m *atollv1.AgentMessage) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return stream.Send(m)
+	}
+	res := &atollv1.Resources{Cpu: 4000, Memory: 8192, Storage: 100000}
+	if err := send(&atollv1.AgentMessage{Msg: &atollv1.AgentMessage_Register{Register: &atollv1.RegisterNode{
+		Name: name, Capacity: res, Allocatable: res, Address: "127.0.0.1", Labels: map[string]string{"zone": "a"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeID = first.GetSession().GetNodeId()
+	period := time.Duration(first.GetSession().GetHeartbeatPeriodMs()) * time.Millisecond
+	if period <= 0 {
+		period = time.Second
+	}
+	go func() {
+		tick := time.NewTicker(period / 2)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if send(&atollv1.AgentMessage{Msg: &atollv1.AgentMessage_Heartbeat{Heartbeat: &atollv1.Heartbeat{}}}) != nil {
+					return
+				}
+			}
+		}
+	}()
+	ch := make(chan *atollv1.Assignments, 100)
+	go func() {
+		defer close(ch)
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			a := m.GetAssignments()
+			if a == nil {
+				continue
+			}
+			select {
+			case ch <- a:
+			default:
+			}
+			var st []*atollv1.InstanceStatus
+			for _, u := range a.Upsert {
+				st = append(st, &atollv1.InstanceStatus{InstanceId: u.InstanceId, State: atollv1.InstanceState_INSTANCE_RUNNING,
+					ContainerId: "c-" + u.InstanceId, Address: "127.0.0.1:9"})
+			}
+			if len(st) > 0 {
+				_ = send(&atollv1.AgentMessage{Msg: &atollv1.AgentMessage_Status{Status: &atollv1.StatusReport{Instances: st}}})
+			}
+		}
+	}()
+	return nodeID, ch
+}
+
+func TestCLIApps(t *testing.T) {
+	t.Setenv("ATOLL_TOKEN", "")
+	t.Setenv("ATOLL_ADDR", "")
+	addr, token := devServerNoAgent(t)
+	cli := cliRunner{t: t, addr: addr, token: token}
+	nodeID, assignments := miniAgent(t, addr, token, "host-1")
+
+	cli.ok("env", "create", "demo", "--cpu", "2", "--memory", "2Gi", "--storage", "10Gi")
+
+	// volumes, variable sets, files
+	mustContain(t, "volume create", cli.ok("volume", "create", "data", "--env", "demo", "--size", "1Gi"), "created volume data", "vol_", "1024MB")
+	mustContain(t, "volume list", cli.ok("volume", "list", "--env", "demo"), "NAME", "SIZE", "data", "1024MB")
+	mustContain(t, "varset create", cli.ok("varset", "create", "cfg", "--env", "demo", "--var", "GREETING=hi", "--secret", "API_KEY=s3cret"),
+		"created variable set cfg", "2 variable(s)")
+	out := cli.ok("varset", "get", "cfg", "--env", "demo")
+	mustContain(t, "varset get", out, "GREETING", "hi", "API_KEY", "********")
+	if strings.Contains(out, "s3cret") {
+		t.Fatalf("varset get shows a secret:\n%s", out)
+	}
+	mustContain(t, "varset list", cli.ok("varset", "list", "--env", "demo"), "cfg", "VARIABLES")
+	mustContain(t, "file create", cli.ok("file", "create", "conf", "--env", "demo", "--text", "hello file"), "created file conf", "10 bytes")
+	mustContain(t, "file list", cli.ok("file", "list", "--env", "demo"), "conf", "10")
+	if got := cli.ok("file", "get", "conf", "--env", "demo", "--content"); got != "hello file" {
+		t.Fatalf("file get --content: %q", got)
+	}
+
+	// create with every kind of mount and wait until it runs
+	out = cli.ok("app", "create", "web", "--env", "demo", "--image", "hello:1", "--cpu", "100m", "--memory", "128Mi",
+		"--port", "80", "--port", "9090/udp:metrics", "--public", "--volume", "data:/data", "--varset", "cfg", "--file", "conf:/etc/conf:1000", "--wait")
+	t.Logf("app create --wait:\n%s", out)
+	mustContain(t, "app create --wait", out, "created app web", "✓ scheduled", "on host-1", "✓ started (1/1 running)", "http://web-demo.localhost:7080/")
+	got := false
+	for !got {
+		select {
+		case a, ok := <-assignments:
+			if !ok {
+				t.Fatal("agent session ended")
+			}
+			for _, u := range a.Upsert {
+				if u.AppName == "web" {
+					got = true
+					if u.Image != "hello:1" || u.Env["GREETING"] != "hi" || u.Env["API_KEY"] != "s3cret" || len(u.Files) != 1 || len(u.Volumes) != 1 || u.PublicPort != 80 {
+						t.Fatalf("assignment: %v", u)
+					}
+				}
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no assignment for web")
+		}
+	}
+
+	out = cli.ok("app", "get", "web", "--env", "demo")
+	t.Logf("app get:\n%s", out)
+	mustContain(t, "app get", out, "hello:1", "RUNNING (1/1 running)", "INSTANCE", "NODE", "RESTARTS", "LAST ERROR", "host-1",
+		"http://web-demo.localhost:7080/ -> port 80", "data at /data", "conf at /etc/conf (owner 1000)", "9090/UDP (metrics)")
+	mustContain(t, "app list", cli.ok("app", "list", "--env", "demo"), "NAME", "IMAGE", "REPLICAS", "RUNNING", "STATE", "URL",
+		"web", "hello:1", "1/1", "http://web-demo.localhost:7080/")
+
+	// update: only the flags given change
+	out = cli.ok("app", "update", "web", "--env", "demo", "--replicas", "2", "--wait")
+	t.Logf("app update --wait:\n%s", out)
+	mustContain(t, "app update --wait", out, "updated app web to version 2 (replicas)", "(2/2 running)", "http://web-demo.localhost:7080/")
+	var app struct {
+		Replicas         int `json:"replicas"`
+		ResourceRequests struct {
+			CPU    string `json:"cpu"`
+			Memory string `json:"memory"`
+		} `json:"resourceRequests"`
+		Status struct {
+			State     string `json:"state"`
+			Running   int    `json:"running"`
+			Instances []struct {
+				NodeID string `json:"nodeId"`
+			} `json:"instances"`
+		} `json:"status"`
+	}
+	cli.json(&app, "app", "get", "web", "--env", "demo")
+	if app.Replicas != 2 || app.Status.Running != 2 || app.Status.State != "RUNNING" || app.ResourceRequests.CPU != "100m" || app.Status.Instances[0].NodeID != nodeID {
+		t.Fatalf("app get -o json after update: %+v", app)
+	}
+
+	// nodes
+	out = cli.ok("node", "list")
+	t.Logf("node list:\n%s", out)
+	mustContain(t, "node list", out, "NAME", "STATUS", "CPU", "MEM", "INSTANCES", "LAST HEARTBEAT", "host-1", nodeID, "READY", "200m/4000m", "256MB/8192MB")
+	mustContain(t, "node get", cli.ok("node", "get", "host-1"), nodeID, "zone=a", "Allocatable:", "cpu 4000m")
+	mustContain(t, "node drain", cli.ok("node", "drain", "host-1"), "DRAINING")
+	var node struct {
+		Status string `json:"status"`
+		Drain  bool   `json:"drain"`
+	}
+	cli.json(&node, "node", "get", nodeID)
+	if node.Status != "NODE_DRAINING" || !node.Drain {
+		t.Fatalf("node get after drain: %+v", node)
+	}
+	mustContain(t, "node get while draining", cli.ok("node", "get", "host-1"), "Drain:")
+	mustContain(t, "node undrain", cli.ok("node", "undrain", "host-1"), "READY")
+	cli.json(&node, "node", "get", "host-1")
+	if node.Status != "NODE_READY" || node.Drain {
+		t.Fatalf("node get after undrain: %+v", node)
+	}
+
+	// a mounted volume cannot go; once the app is gone it can
+	err := cli.fails("volume", "delete", "data", "--env", "demo")
+	t.Logf("volume delete while mounted: %v", err)
+	mustContain(t, "volume delete while mounted", err.Error(), "web", "mounted")
+	mustContain(t, "app delete", cli.ok("app", "delete", "web", "--env", "demo"), "deleted app web")
+	if out := cli.ok("app", "list", "--env", "demo"); strings.Contains(out, "hello:1") {
+		t.Fatalf("app list after delete:\n%s", out)
+	}
+	mustContain(t, "volume delete", cli.ok("volume", "delete", "data", "--env", "demo"), "deleted volume data")
+	cli.ok("varset", "delete", "cfg", "--env", "demo")
+	cli.ok("file", "delete", "conf", "--env", "demo")
+
+	// a join token for agents
+	out = cli.ok("token", "create", "--join-agent")
+	t.Logf("token create --join-agent:\n%s", out)
+	mustContain(t, "token create --join-agent", out, "node:agent", "atl_", "atoll agent --servers ", " --join-token atl_")
+
+	// errors and help
+	err = cli.fails("app", "get", "web")
+	mustContain(t, "no --env", err.Error(), "--env is required")
+	err = cli.fails("app", "get", "nope", "--env", "demo")
+	mustContain(t, "unknown app", err.Error(), "not found")
+	err = cli.fails("app", "create", "x", "--env", "demo", "--image", "a:1", "--port", "99999")
+	mustContain(t, "bad port", err.Error(), "--port")
+	mustContain(t, "app create --help", cli.ok("app", "create", "--help"), "--env", "--image", "--cpu", "--memory", "--port", "--public", "--volume", "--varset", "--file", "--wait", "--timeout")
+}
+
+func TestAppFlagParsing(t *testing.T) {
+	for _, tc := range []struct{ in, name, tag string }{
+		{"nginx", "nginx", "latest"}, {"hello:1", "hello", "1"}, {"reg:5000/a/b:2.1", "reg:5000/a/b", "2.1"}, {"reg:5000/a", "reg:5000/a", "latest"},
+	} {
+		n, tg, err := parseImage(tc.in)
+		if err != nil || n != tc.name || tg != tc.tag {
+			t.Errorf("parseImage(%q) = %q %q %v", tc.in, n, tg, err)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want string
+	}{{"80", "80//"}, {"53/udp", "53/UDP/"}, {"8080/tcp:http", "8080/TCP/http"}, {"9090:metrics", "9090//metrics"}} {
+		p, err := parsePort(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join([]string{strconv.Itoa(int(p.Number)), p.Protocol, p.Name}, "/"); got != tc.want {
+			t.Errorf("parsePort(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "x", "0", "70000", "80/sctp"} {
+		if _, err := parsePort(bad); err == nil {
+			t.Errorf("parsePort(%q): want an error", bad)
+		}
+	}
+	fs := newTestFlagSet()
+	var f appFlags
+	f.register(fs, true)
+	if _, err := parseInterspersed(fs, []string{"--port", "8080", "--public=8080", "--cpu", "0.25", "--memory", "1Gi"}); err != nil {
+		t.Fatal(err)
+	}
+	app := &atollv1.App{}
+	paths, err := f.apply(app, setFlags(fs), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app.PublicEndpoint.GetAppPort() != 8080 || app.ResourceRequests.Cpu != "250m" || app.ResourceRequests.Memory != "1024Mi" || len(paths) != 3 {
+		t.Fatalf("apply: %v paths %v", app, paths)
+	}
+}
