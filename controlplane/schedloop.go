@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"maps"
 	"sort"
 	"time"
 
@@ -15,6 +16,11 @@ import (
 	"github.com/atollhq/atoll/scheduler"
 )
 
+// maxPlanPlacements bounds the placements of one ApplyPlan command: a big
+// evaluation is committed as several commands (stops first), so no raft
+// entry grows without bound and followers apply it in steps.
+const maxPlanPlacements = 4096
+
 // schedulerLoop runs on the leader: whenever apps, instances or nodes
 // change, it computes a plan on a snapshot and commits it through raft. The
 // state machine refuses a stale plan whole; the loop then tries again on
@@ -27,20 +33,12 @@ func (s *Server) schedulerLoop(ctx context.Context) {
 		watches := []<-chan struct{}{tx.TableWatch(state.TableApps), tx.TableWatch(state.TableInstances),
 			tx.TableWatch(state.TableNodes), tx.TableWatch(state.TableEnvironments), restored}
 		start := time.Now()
-		plan := computePlan(tx, seed)
+		ev := evaluate(tx, seed)
 		seed++
-		if plan != nil {
-			_, err := s.applySystem(&atollv1.Command{Actor: "system:scheduler", Cmd: &atollv1.Command_ApplyPlan{ApplyPlan: plan}})
-			s.schedMetrics.observe(plan, time.Since(start), err)
-			switch {
-			case err == nil:
-				continue // look again at once: the plan changed the state
-			case status.Code(err) == codes.Aborted:
-				s.log.Debug("scheduler plan was stale; re-evaluating", "err", err)
-				continue
-			default:
-				s.log.Warn("scheduler plan failed", "err", err)
-			}
+		again := ev.plan != nil && s.commitPlan(ev.plan)
+		s.schedMetrics.evaluated(ev, time.Since(start))
+		if again {
+			continue // look again at once: the plan changed the state (or was stale)
 		}
 		if !waitAny(ctx, 5*time.Second, watches...) {
 			return
@@ -52,6 +50,48 @@ func (s *Server) schedulerLoop(ctx context.Context) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// commitPlan applies a plan in chunks; true when the state changed or the
+// plan was stale (evaluate again now), false after another error.
+func (s *Server) commitPlan(plan *atollv1.ApplyPlanCmd) bool {
+	for k, chunk := range splitPlan(plan, maxPlanPlacements) {
+		_, err := s.applySystem(&atollv1.Command{Actor: "system:scheduler", Cmd: &atollv1.Command_ApplyPlan{ApplyPlan: chunk}})
+		s.schedMetrics.committed(chunk, err)
+		switch {
+		case err == nil:
+		case status.Code(err) == codes.Aborted:
+			s.log.Debug("scheduler plan was stale; re-evaluating", "err", err)
+			return true
+		default:
+			s.log.Warn("scheduler plan failed", "err", err)
+			return k > 0
+		}
+	}
+	return true
+}
+
+// splitPlan cuts a plan into commands of at most max placements. The first
+// carries every stop and status message, so each later one only adds
+// instances where the earlier ones left room: any prefix of the chunks is a
+// valid plan on its own.
+func splitPlan(p *atollv1.ApplyPlanCmd, max int) []*atollv1.ApplyPlanCmd {
+	if len(p.Place) <= max {
+		return []*atollv1.ApplyPlanCmd{p}
+	}
+	var out []*atollv1.ApplyPlanCmd
+	first := &atollv1.ApplyPlanCmd{Stop: p.Stop, Unplaced: p.Unplaced, AppVersions: maps.Clone(p.AppVersions), NodeIndexes: map[string]uint64{}}
+	cur := first
+	for _, in := range p.Place {
+		if len(cur.Place) == max {
+			out = append(out, cur)
+			cur = &atollv1.ApplyPlanCmd{AppVersions: map[string]int64{}, NodeIndexes: map[string]uint64{}}
+		}
+		cur.Place = append(cur.Place, in)
+		cur.AppVersions[in.AppId] = p.AppVersions[in.AppId]
+		cur.NodeIndexes[in.NodeId] = p.NodeIndexes[in.NodeId]
+	}
+	return append(out, cur)
 }
 
 // waitAny blocks until a channel fires, the timeout passes (true), or ctx ends (false).
@@ -124,12 +164,41 @@ func envRunnable(e *atollv1.Environment) (run, keep bool) {
 	return true, false
 }
 
+// evaluation is the outcome of one scheduler pass.
+type evaluation struct {
+	plan     *atollv1.ApplyPlanCmd // nil: nothing to commit
+	unplaced map[string]string     // every app with replicas left unplaced -> why
+}
+
 // computePlan decides placements and stops for every app; nil when there is nothing to do.
-func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd {
+func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd { return evaluate(tx, seed).plan }
+
+// appView is one app's instances as the loop sees them.
+type appView struct {
+	app       *atollv1.App
+	desired   int
+	cur, old  []*atollv1.Instance
+	onDrain   []*atollv1.Instance // current version, on a draining node, not stopping
+	ready     int                 // current version on ready nodes
+	running   int                 // of which RUNNING
+	drainMove bool                // drain managed here (no rollout under way)
+	moveMore  int                 // replacements to start for draining instances now
+}
+
+// evaluate computes one plan on a snapshot.
+//
+// Drain: instances on a draining node are replaced one at a time per node.
+// The replacement is placed on a ready node first; the draining instance is
+// stopped only once the app has its desired replicas RUNNING without it. An
+// instance that cannot be placed elsewhere keeps running and the app's status
+// message says why.
+func evaluate(tx *state.Txn, seed int64) evaluation {
 	nodes, _ := tx.Nodes()
 	instances, _ := tx.AllInstances()
 	in := scheduler.Input{}
+	nodeStatus := make(map[string]atollv1.NodeStatus, len(nodes))
 	for _, n := range nodes {
+		nodeStatus[n.Id] = n.Status
 		st := scheduler.NodeReady
 		switch n.Status {
 		case atollv1.NodeStatus_NODE_DOWN:
@@ -144,6 +213,7 @@ func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd {
 		byApp[i.AppId] = append(byApp[i.AppId], i)
 	}
 	plan := &atollv1.ApplyPlanCmd{AppVersions: map[string]int64{}, NodeIndexes: map[string]uint64{}, Unplaced: map[string]string{}}
+	ev := evaluation{unplaced: map[string]string{}}
 	stopping := map[string]bool{}
 	stop := func(i *atollv1.Instance) {
 		if !stopping[i.Id] {
@@ -154,52 +224,122 @@ func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd {
 	}
 	apps := tx.AllApps()
 	sort.Slice(apps, func(i, j int) bool { return apps[i].CreateIndex < apps[j].CreateIndex })
-	appsByKey := map[string]*atollv1.App{}
+
+	// Pass 1: classify instances, rollout stops, drain stops.
+	var views []*appView
+	viewByApp := map[string]*appView{}
 	for _, app := range apps {
-		insts := byApp[app.Id]
 		run, keep := envRunnable(tx.Environment(app.EnvIdRef))
 		if keep && !app.IsDeleted {
 			continue
 		}
-		desired := 0
+		v := &appView{app: app}
 		if run && fsm.AppActive(app) {
-			desired = int(app.Replicas)
+			v.desired = int(app.Replicas)
 		}
-		var cur, old []*atollv1.Instance
 		runningCur := 0
-		for _, i := range insts {
-			if i.AppVersion == app.Version {
-				cur = append(cur, i)
-				if i.State == atollv1.InstanceState_INSTANCE_RUNNING {
-					runningCur++
+		for _, i := range byApp[app.Id] {
+			if i.AppVersion != app.Version {
+				v.old = append(v.old, i)
+				continue
+			}
+			v.cur = append(v.cur, i)
+			isRunning := i.State == atollv1.InstanceState_INSTANCE_RUNNING
+			if isRunning {
+				runningCur++
+			}
+			switch nodeStatus[i.NodeId] {
+			case atollv1.NodeStatus_NODE_READY:
+				v.ready++
+				if isRunning {
+					v.running++
 				}
-			} else {
-				old = append(old, i)
+			case atollv1.NodeStatus_NODE_DRAINING:
+				v.onDrain = append(v.onDrain, i)
 			}
 		}
-		target := desired
-		if len(old) > 0 && desired > 0 {
+		if len(v.old) > 0 && v.desired > 0 {
 			// Rolling replacement: one new instance at a time, an old one
 			// stops once a new one runs.
-			target = min(desired, runningCur+1)
-			excess := runningCur + len(old) - desired
-			sort.Slice(old, func(a, b int) bool {
-				return old[a].State != atollv1.InstanceState_INSTANCE_RUNNING && old[b].State == atollv1.InstanceState_INSTANCE_RUNNING
+			excess := runningCur + len(v.old) - v.desired
+			sort.Slice(v.old, func(a, b int) bool {
+				return v.old[a].State != atollv1.InstanceState_INSTANCE_RUNNING && v.old[b].State == atollv1.InstanceState_INSTANCE_RUNNING
 			})
-			for k := 0; k < excess && k < len(old); k++ {
-				stop(old[k])
+			for k := 0; k < excess && k < len(v.old); k++ {
+				stop(v.old[k])
 			}
+			v.desired = min(v.desired, runningCur+1)
 		} else {
-			for _, i := range old {
+			for _, i := range v.old {
 				stop(i)
 			}
+			v.drainMove = true
+			// Stop draining instances the running replicas elsewhere cover
+			// (not RUNNING ones first).
+			if n := min(len(v.onDrain), v.running+len(v.onDrain)-v.desired); n > 0 {
+				sort.SliceStable(v.onDrain, func(a, b int) bool {
+					ra, rb := v.onDrain[a].State == atollv1.InstanceState_INSTANCE_RUNNING, v.onDrain[b].State == atollv1.InstanceState_INSTANCE_RUNNING
+					return !ra && rb || ra == rb && v.onDrain[a].Id < v.onDrain[b].Id
+				})
+				for _, i := range v.onDrain[:n] {
+					stop(i)
+				}
+				v.onDrain = v.onDrain[n:]
+			}
 		}
-		if len(cur) == 0 && target == 0 {
+		views = append(views, v)
+		viewByApp[app.Id] = v
+	}
+
+	// Pass 2: one move in flight per draining node. A node is busy while an
+	// app with instances on it has a replacement placed but its draining
+	// instance not stopped yet.
+	inflight := func(v *appView) int { return max(0, v.ready-max(0, v.desired-len(v.onDrain))) }
+	drainInsts := map[string][]*atollv1.Instance{}
+	for _, v := range views {
+		if !v.drainMove {
 			continue
 		}
-		key := appKey(app.Id, app.Version)
-		appsByKey[key] = app
-		in.Requests = append(in.Requests, scheduler.Request{AppID: key, Replicas: target, Resources: schedRes(app.Requests)})
+		for _, i := range v.onDrain {
+			drainInsts[i.NodeId] = append(drainInsts[i.NodeId], i)
+		}
+	}
+	drainNodes := make([]string, 0, len(drainInsts))
+	for id := range drainInsts {
+		drainNodes = append(drainNodes, id)
+	}
+	sort.Strings(drainNodes)
+	for _, nodeID := range drainNodes {
+		insts := drainInsts[nodeID]
+		busy := false
+		for _, i := range insts {
+			busy = busy || inflight(viewByApp[i.AppId]) > 0
+		}
+		if busy {
+			continue
+		}
+		sort.Slice(insts, func(a, b int) bool {
+			ca, cb := viewByApp[insts[a].AppId].app.CreateIndex, viewByApp[insts[b].AppId].app.CreateIndex
+			return ca < cb || ca == cb && insts[a].Id < insts[b].Id
+		})
+		viewByApp[insts[0].AppId].moveMore++
+	}
+
+	// Pass 3: the scheduler places what is missing.
+	appsByKey := map[string]*atollv1.App{}
+	for _, v := range views {
+		target := v.desired
+		if v.drainMove && len(v.onDrain) > 0 {
+			// Draining instances count as replicas until moved; the ones
+			// being moved get a replacement.
+			target = max(0, v.desired-len(v.onDrain)) + max(inflight(v), v.moveMore)
+		}
+		if len(v.cur) == 0 && target == 0 {
+			continue
+		}
+		key := appKey(v.app.Id, v.app.Version)
+		appsByKey[key] = v.app
+		in.Requests = append(in.Requests, scheduler.Request{AppID: key, Replicas: target, Resources: schedRes(v.app.Requests)})
 	}
 	for _, i := range instances {
 		if stopping[i.Id] {
@@ -209,9 +349,12 @@ func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd {
 	}
 	p, err := scheduler.Schedule(in, scheduler.Options{Seed: seed})
 	if err != nil {
-		return nil
+		return ev
 	}
 	for _, st := range p.Stops {
+		if st.Reason == scheduler.StopNodeDraining {
+			continue // drain stops are decided above, once replacements run
+		}
 		if i := tx.Instance(st.AllocationID); i != nil {
 			stop(i)
 		}
@@ -234,45 +377,35 @@ func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd {
 		plan.AppVersions[app.Id] = app.Version
 		plan.NodeIndexes[pl.NodeID] = nodeIdx[pl.NodeID]
 	}
+	unplacedKeys := map[string]bool{}
 	for _, u := range p.Unplaced {
 		app := appsByKey[u.AppID]
 		if app == nil {
 			continue
 		}
+		unplacedKeys[u.AppID] = true
 		why := u.Reasons.String()
+		if v := viewByApp[app.Id]; v != nil && v.drainMove && len(v.onDrain) > 0 {
+			why = "cannot move off a draining node: " + why
+		}
+		ev.unplaced[app.Id] = why
 		if app.GetStatus().GetMessage() != why {
 			plan.Unplaced[app.Id] = why
 			plan.AppVersions[app.Id] = app.Version
 		}
 	}
 	// Clear a stale "unschedulable" message of apps that are now fully placed.
+	clears := false
 	for key, app := range appsByKey {
-		if app.GetStatus().GetMessage() == "" {
-			continue
-		}
-		unplaced := false
-		for _, u := range p.Unplaced {
-			unplaced = unplaced || u.AppID == key
-		}
-		if !unplaced {
+		if app.GetStatus().GetMessage() != "" && !unplacedKeys[key] {
 			plan.AppVersions[app.Id] = app.Version
+			clears = true
 		}
 	}
-	if len(plan.Place) == 0 && len(plan.Stop) == 0 && len(plan.Unplaced) == 0 && !clearsMessages(tx, plan) {
-		return nil
+	if len(plan.Place) > 0 || len(plan.Stop) > 0 || len(plan.Unplaced) > 0 || clears {
+		ev.plan = plan
 	}
-	return plan
-}
-
-func clearsMessages(tx *state.Txn, plan *atollv1.ApplyPlanCmd) bool {
-	for appID := range plan.AppVersions {
-		if a := tx.App(appID); a != nil && a.GetStatus().GetMessage() != "" {
-			if _, still := plan.Unplaced[appID]; !still {
-				return true
-			}
-		}
-	}
-	return false
+	return ev
 }
 
 func appVersion(tx *state.Txn, appID string) int64 {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -29,6 +30,7 @@ func (a *applier) applyUpsertNode(c *atollv1.UpsertNodeCmd) (*atollv1.Node, erro
 		n.CreateIndex, n.RegisteredAt, n.Drain = cur.CreateIndex, cur.RegisteredAt, cur.Drain
 		if cur.Drain && n.Status == atollv1.NodeStatus_NODE_READY {
 			n.Status = atollv1.NodeStatus_NODE_DRAINING
+			n.StatusMessage = cur.StatusMessage // drain progress
 		}
 	} else {
 		n.CreateIndex, n.RegisteredAt = a.index, a.ts()
@@ -62,6 +64,12 @@ func (a *applier) applySetNodeStatus(c *atollv1.SetNodeStatusCmd) (*atollv1.Node
 		}
 	}
 	n.StatusMessage, n.ModifyIndex = c.Message, a.index
+	switch {
+	case n.Drain && !cur.Drain:
+		n.StatusMessage = drainProgress(0, len(a.tx.NodeInstances(n.Id)))
+	case n.Drain && c.Message == "" && n.Status == atollv1.NodeStatus_NODE_DRAINING:
+		n.StatusMessage = cur.StatusMessage
+	}
 	if proto.Equal(n, cur) {
 		return cur, nil
 	}
@@ -135,12 +143,19 @@ func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
 	}
 	// Checks passed: write.
 	envs := map[string]bool{}
+	drained := map[string]bool{}
 	for _, id := range c.Stop {
 		if in := a.tx.Instance(id); in != nil {
 			if err := a.tx.Delete(state.TableInstances, in); err != nil {
 				return err
 			}
 			envs[in.EnvId] = true
+			drained[in.NodeId] = true
+		}
+	}
+	for nodeID := range drained {
+		if err := a.noteDrainProgress(nodeID); err != nil {
+			return err
 		}
 	}
 	for _, in := range c.Place {
@@ -189,6 +204,37 @@ func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
 		}
 	}
 	return nil
+}
+
+// drainProgress is a draining node's status message.
+func drainProgress(moved, total int) string {
+	if moved >= total {
+		return fmt.Sprintf("drained: %d of %d instances moved", moved, total)
+	}
+	return fmt.Sprintf("draining: %d of %d instances moved", moved, total)
+}
+
+// noteDrainProgress updates a draining node's message after some of its
+// instances stopped. The total is the count when the drain began (kept in
+// the message), raised if instances were added since.
+func (a *applier) noteDrainProgress(nodeID string) error {
+	cur := a.tx.Node(nodeID)
+	if cur == nil || cur.Status != atollv1.NodeStatus_NODE_DRAINING {
+		return nil
+	}
+	left := len(a.tx.NodeInstances(nodeID))
+	var moved, total int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(strings.TrimPrefix(cur.StatusMessage, "draining: "), "drained: "), "%d of %d", &moved, &total); err != nil {
+		total = left
+	}
+	total = max(total, left)
+	msg := drainProgress(total-left, total)
+	if msg == cur.StatusMessage {
+		return nil
+	}
+	n := proto.Clone(cur).(*atollv1.Node)
+	n.StatusMessage, n.ModifyIndex = msg, a.index
+	return a.tx.Insert(state.TableNodes, n)
 }
 
 // applyUpdateInstances records the states an agent reported.
