@@ -796,10 +796,13 @@ func appLogs() *command {
 				}
 				ts := "-"
 				if l.Timestamp != nil {
-					ts = l.Timestamp.AsTime().Local().Format(time.RFC3339Nano)
+					ts = l.Timestamp.AsTime().Local().Format(logTime)
 				}
 				fmt.Fprintf(c.e.stdout, "%s %s %s\n", ts, shortID(l.InstanceId), strings.TrimRight(l.Message, "\n"))
 			}
 		}
 	})
 }
+
+// logTime is the timestamp of a log line: fixed width, milliseconds.
+const logTime = "2006-01-02T15:04:05.000Z07:00"

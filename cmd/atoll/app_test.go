@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -80,9 +82,18 @@ func miniAgent(t *testing.T, addr, token, name string) (nodeID string, assignmen
 		defer sendMu.Unlock()
 		return stream.Send(m)
 	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logSrv := grpc.NewServer()
+	atollv1.RegisterAgentLogServiceServer(logSrv, fakeLogs{})
+	go logSrv.Serve(lis)
+	t.Cleanup(logSrv.Stop)
 	res := &atollv1.Resources{Cpu: 4000, Memory: 8192, Storage: 100000}
 	if err := send(&atollv1.AgentMessage{Msg: &atollv1.AgentMessage_Register{Register: &atollv1.RegisterNode{
-		Name: name, Capacity: res, Allocatable: res, Address: "127.0.0.1", Labels: map[string]string{"zone": "a"}}}}); err != nil {
+		Name: name, Capacity: res, Allocatable: res, Address: "127.0.0.1", Labels: map[string]string{"zone": "a"},
+		AgentAddress: lis.Addr().String()}}}); err != nil {
 		t.Fatal(err)
 	}
 	first, err := stream.Recv()
@@ -126,6 +137,11 @@ func miniAgent(t *testing.T, addr, token, name string) (nodeID string, assignmen
 			}
 			var st []*atollv1.InstanceStatus
 			for _, u := range a.Upsert {
+				if strings.HasPrefix(u.Image, "missing:") {
+					st = append(st, &atollv1.InstanceStatus{InstanceId: u.InstanceId, State: atollv1.InstanceState_INSTANCE_ERROR,
+						Error: "image " + u.Image + " not found on " + name})
+					continue
+				}
 				st = append(st, &atollv1.InstanceStatus{InstanceId: u.InstanceId, State: atollv1.InstanceState_INSTANCE_RUNNING,
 					ContainerId: "c-" + u.InstanceId, Address: "127.0.0.1:9"})
 			}
@@ -135,6 +151,29 @@ func miniAgent(t *testing.T, addr, token, name string) (nodeID string, assignmen
 		}
 	}()
 	return nodeID, ch
+}
+
+// fakeLogs is the agent's log endpoint: two lines per instance, and with
+// follow one more line, then it waits for the caller to go.
+type fakeLogs struct {
+	atollv1.UnimplementedAgentLogServiceServer
+}
+
+func (fakeLogs) InstanceLogs(req *atollv1.InstanceLogsRequest, stream grpc.ServerStreamingServer[atollv1.LogLine]) error {
+	if req.Follow {
+		if err := stream.Send(&atollv1.LogLine{Timestamp: timestamppb.Now(), InstanceId: req.InstanceId, Stream: "stdout", Message: "followed line"}); err != nil {
+			return err
+		}
+		<-stream.Context().Done()
+		return nil
+	}
+	base := time.Now().Add(-time.Minute)
+	for i, m := range []string{"listening on :80", "GET / 200"} {
+		if err := stream.Send(&atollv1.LogLine{Timestamp: timestamppb.New(base.Add(time.Duration(i) * time.Second)), InstanceId: req.InstanceId, Stream: "stdout", Message: m}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func TestCLIApps(t *testing.T) {
@@ -218,6 +257,32 @@ func TestCLIApps(t *testing.T) {
 		t.Fatalf("app get -o json after update: %+v", app)
 	}
 
+	// logs: every replica merged by time; -f until the context ends
+	out = cli.ok("app", "logs", "web", "--env", "demo", "--since", "10m")
+	t.Logf("app logs:\n%s", out)
+	if strings.Count(out, "listening on :80") != 2 || strings.Count(out, "GET / 200") != 2 {
+		t.Fatalf("app logs: want two lines from each of two replicas:\n%s", out)
+	}
+	testLogsFollow(t, cli)
+
+	// an instance that cannot run: --wait stops with its error
+	stdout, _, err := cli.run("app", "create", "broken", "--env", "demo", "--image", "missing:1", "--wait", "--timeout", "20s")
+	if err == nil {
+		t.Fatalf("app create --wait of a missing image succeeded:\n%s", stdout)
+	}
+	mustContain(t, "app create --wait, missing image", stdout+err.Error(), "✗", "image missing:1 not found on host-1")
+	mustContain(t, "app get broken", cli.ok("app", "get", "broken", "--env", "demo"), "ERROR", "image missing:1 not found on host-1")
+	cli.ok("app", "delete", "broken", "--env", "demo")
+
+	// -f: the API's JSON body; flags override it
+	body := filepath.Join(t.TempDir(), "app.json")
+	if err := os.WriteFile(body, []byte(`{"name":"api","source":{"image":{"name":"hello","tag":"2"}},"resourceRequests":{"cpu":"50m","memory":"64Mi"},"ports":[{"number":8080}],"publicEndpoint":{"appPort":8080},"extra":"ignored"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = cli.ok("app", "create", "-f", body, "--env", "demo", "--replicas", "1", "--wait")
+	mustContain(t, "app create -f", out, "created app api", "http://api-demo.localhost:7080/")
+	cli.ok("app", "delete", "api", "--env", "demo")
+
 	// nodes
 	out = cli.ok("node", "list")
 	t.Logf("node list:\n%s", out)
@@ -240,7 +305,7 @@ func TestCLIApps(t *testing.T) {
 	}
 
 	// a mounted volume cannot go; once the app is gone it can
-	err := cli.fails("volume", "delete", "data", "--env", "demo")
+	err = cli.fails("volume", "delete", "data", "--env", "demo")
 	t.Logf("volume delete while mounted: %v", err)
 	mustContain(t, "volume delete while mounted", err.Error(), "web", "mounted")
 	mustContain(t, "app delete", cli.ok("app", "delete", "web", "--env", "demo"), "deleted app web")
@@ -305,5 +370,36 @@ func TestAppFlagParsing(t *testing.T) {
 	}
 	if app.PublicEndpoint.GetAppPort() != 8080 || app.ResourceRequests.Cpu != "250m" || app.ResourceRequests.Memory != "1024Mi" || len(paths) != 3 {
 		t.Fatalf("apply: %v paths %v", app, paths)
+	}
+}
+
+func testLogsFollow(t *testing.T, cli cliRunner) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"app", "logs", "web", "--env", "demo", "-f", "--addr", cli.addr, "--token", cli.token}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.Count(out.String(), "followed line") < 2 {
+		select {
+		case err := <-done:
+			t.Fatalf("app logs -f ended early: %v\n%s%s", err, out.String(), errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app logs -f: no followed lines within 15s:\n%s%s", out.String(), errOut.String())
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("app logs -f returned %v after cancel, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("app logs -f did not return after cancel")
 	}
 }
