@@ -89,8 +89,8 @@ type appFlags struct {
 
 func (f *appFlags) register(fs *flag.FlagSet, create bool) {
 	f.image = fs.String("image", "", "container image name:tag (tag defaults to latest)")
-	f.cpu = fs.String("cpu", "", "CPU per replica: "+cpuHelp)
-	f.memory = fs.String("memory", "", "memory per replica, "+memHelp)
+	f.cpu = fs.String("cpu", "", "per replica (create default 100m). "+cpuHelp)
+	f.memory = fs.String("memory", "", "memory per replica (create default 128Mi). "+memHelp)
 	f.storage = fs.String("storage", "", "filesystem storage per replica (writable layer + volumes), e.g. 1Gi")
 	f.replicas = fs.Int("replicas", 0, "number of replicas (default 1)")
 	f.command = fs.String("command", "", `command, split like a shell would ("/bin/sh -c 'echo hi'")`)
@@ -530,13 +530,17 @@ func appGet() *command {
 			if c.json() {
 				return printJSON(c.e.stdout, a)
 			}
-			printApp(c.e.stdout, a, nodeNames(c))
+			envName := a.EnvIdRef
+			if *env != envID {
+				envName = *env + " (" + envID + ")"
+			}
+			printApp(c.e.stdout, a, envName, nodeNames(c))
 			return nil
 		}
 	})
 }
 
-func printApp(w io.Writer, a *atollv1.App, names map[string]string) {
+func printApp(w io.Writer, a *atollv1.App, envName string, names map[string]string) {
 	now := time.Now()
 	st := a.GetStatus()
 	rq := a.GetRequests()
@@ -547,7 +551,7 @@ func printApp(w io.Writer, a *atollv1.App, names map[string]string) {
 	rows := [][]string{
 		{"ID:", a.Id},
 		{"Name:", a.Name},
-		{"Environment:", a.EnvIdRef},
+		{"Environment:", envName},
 		{"Image:", imageOf(a)},
 		{"Replicas:", strconv.Itoa(int(a.Replicas))},
 		{"Requests:", fmt.Sprintf("cpu %s  memory %s  storage %s (per replica)", fmtCPU(rq.GetCpu()), fmtMB(rq.GetMemory()), fmtMB(rq.GetStorage()))},

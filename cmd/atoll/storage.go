@@ -105,9 +105,16 @@ func volumeList() *command {
 			}
 			return c.print(resp, func(w io.Writer) {
 				now := time.Now()
+				names := map[string]string{}
+				for _, v := range resp.Volumes {
+					if v.NodeId != "" {
+						names = nodeNames(c)
+						break
+					}
+				}
 				rows := make([][]string, len(resp.Volumes))
 				for i, v := range resp.Volumes {
-					rows[i] = []string{v.Name, v.Id, fmtMB(v.SizeMb), orDash(v.NodeId), mountedBy(v.MountedBy), ago(v.GetCreatedAt().AsTime(), now)}
+					rows[i] = []string{v.Name, v.Id, fmtMB(v.SizeMb), nodeName(names, v.NodeId), mountedBy(v.MountedBy), ago(v.GetCreatedAt().AsTime(), now)}
 				}
 				table(w, []string{"NAME", "ID", "SIZE", "NODE", "MOUNTED BY", "AGE"}, rows)
 			})
