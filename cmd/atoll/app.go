@@ -681,23 +681,32 @@ func appUpdate() *command {
 			if err != nil {
 				return err
 			}
-			cur, err := appClient(c).GetApp(c.ctx, &atollv1.GetAppRequest{EnvId: envID, AppId: c.args[0]})
-			if err != nil {
-				return err
-			}
-			next := proto.Clone(cur).(*atollv1.App)
-			paths, err := af.apply(next, setFlags(fs), false)
-			if err != nil {
-				return err
-			}
-			if len(paths) == 0 {
-				return usagef("atoll app update: nothing to change (give e.g. --image, --replicas, --cpu; see --help)")
-			}
 			start := time.Now()
-			out, err := appClient(c).UpdateApp(c.ctx, &atollv1.UpdateAppRequest{EnvId: envID, AppId: cur.Id, App: next,
-				UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
-			if err != nil {
-				return err
+			var out *atollv1.App
+			var paths []string
+			// Another change in between (ABORTED: version moved): re-read and re-apply the flags.
+			for attempt := 0; ; attempt++ {
+				cur, err := appClient(c).GetApp(c.ctx, &atollv1.GetAppRequest{EnvId: envID, AppId: c.args[0]})
+				if err != nil {
+					return err
+				}
+				next := proto.Clone(cur).(*atollv1.App)
+				paths, err = af.apply(next, setFlags(fs), false)
+				if err != nil {
+					return err
+				}
+				if len(paths) == 0 {
+					return usagef("atoll app update: nothing to change (give e.g. --image, --replicas, --cpu; see --help)")
+				}
+				out, err = appClient(c).UpdateApp(c.ctx, &atollv1.UpdateAppRequest{EnvId: envID, AppId: cur.Id, App: next,
+					UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
+				if status.Code(err) == codes.Aborted && attempt < 3 {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				break
 			}
 			if *wait {
 				if !c.json() {
