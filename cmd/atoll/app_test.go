@@ -297,7 +297,9 @@ func TestCLIApps(t *testing.T) {
 	if node.Status != "NODE_DRAINING" || !node.Drain {
 		t.Fatalf("node get after drain: %+v", node)
 	}
-	mustContain(t, "node get while draining", cli.ok("node", "get", "host-1"), "Drain:")
+	out = cli.ok("node", "get", "host-1")
+	t.Logf("node get while draining:\n%s", out)
+	mustContain(t, "node get while draining", out, "DRAINING", "draining")
 	mustContain(t, "node undrain", cli.ok("node", "undrain", "host-1"), "READY")
 	cli.json(&node, "node", "get", "host-1")
 	if node.Status != "NODE_READY" || node.Drain {

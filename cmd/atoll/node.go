@@ -67,18 +67,17 @@ func heartbeat(n *atollv1.Node, now time.Time) string {
 
 func printNode(w io.Writer, n *atollv1.Node) {
 	now := time.Now()
-	st := nodeStatus(n)
-	if n.StatusMessage != "" {
-		st += ": " + n.StatusMessage
-	}
 	a, t, m, cp := n.GetAllocated(), n.GetAllocatable(), n.GetMeasured(), n.GetCapacity()
 	rows := [][]string{
 		{"ID:", n.Id},
 		{"Name:", n.Name},
-		{"Status:", st},
+		{"Status:", nodeStatus(n)},
 	}
-	if n.Drain {
-		progress := "draining"
+	if n.StatusMessage != "" {
+		rows = append(rows, []string{"Message:", n.StatusMessage}) // e.g. drain progress, why it is down
+	}
+	if n.Drain && n.StatusMessage == "" {
+		var progress string
 		if n.Instances == 0 {
 			progress = "drained: no instances left"
 		} else {
