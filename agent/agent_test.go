@@ -113,11 +113,11 @@ func assignment(id string) *atollv1.Assignment {
 		InstanceId: id, AppId: "app-1", AppName: "web", EnvId: "env-1", EnvSlug: "demo", OrgId: "org-1",
 		AppVersion: 1, Image: img, Running: true,
 		Command: []string{"/web"}, Args: []string{"-c", "echo Hello World"},
-		Env:     map[string]string{"GREETING": "hi"},
-		Files:   []*atollv1.ContainerFile{{MountPath: "/etc/app.conf", Content: []byte("x=1"), Owner: "1000:1000"}},
-		Volumes: []*atollv1.ContainerVolume{{VolumeId: "vol-1", Name: "atoll-vol-" + id, Path: "/data", SizeMb: 100}},
-		Ports:   []*atollv1.Port{{Name: "http", Number: 8080, Protocol: "TCP"}},
-		Resources: &atollv1.Resources{Cpu: 250, Memory: 128, Storage: 1024},
+		Env:        map[string]string{"GREETING": "hi"},
+		Files:      []*atollv1.ContainerFile{{MountPath: "/etc/app.conf", Content: []byte("x=1"), Owner: "1000:1000"}},
+		Volumes:    []*atollv1.ContainerVolume{{VolumeId: "vol-1", Name: "atoll-vol-" + id, Path: "/data", SizeMb: 100}},
+		Ports:      []*atollv1.Port{{Name: "http", Number: 8080, Protocol: "TCP"}},
+		Resources:  &atollv1.Resources{Cpu: 250, Memory: 128, Storage: 1024},
 		PublicPort: 8080,
 	}
 }
