@@ -50,6 +50,7 @@ func root() *command {
 	return &command{name: "atoll", subs: []*command{
 		{name: "dev", short: "run one server and a local agent in this process (data in ./atoll-data)", run: runDev},
 		{name: "server", short: "run a control-plane server (raft voter)", run: runServer},
+		agentCommand(),
 		envCommand(),
 		projectCommand(),
 		appCommand(),
