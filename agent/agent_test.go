@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -500,3 +501,46 @@ func mustCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestSkipsDeadAndSilentServers: a server that refuses connections and one
+// that accepts TCP but never answers are both left behind within the RPC
+// timeout, and the agent registers with the next one.
+func TestSkipsDeadAndSilentServers(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acceptDone := make(chan struct{})
+	var held []net.Conn // open, never answered
+	defer func() {
+		silent.Close()
+		<-acceptDone
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	go func() {
+		defer close(acceptDone)
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	srv := agenttest.New(t)
+	srv.SetAssignments(assignment("i1"))
+	cfg := testConfig(t, t.TempDir(), deadAddr, silent.Addr().String(), srv.Addr)
+	cfg.RPCTimeout = 300 * time.Millisecond
+	start(t, cfg, newFake())
+	t0 := time.Now()
+	srv.AwaitStatus(t, wait, "i1", "running", running)
+	t.Logf("registered past a dead and a silent server in %v", time.Since(t0))
+}
