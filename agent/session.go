@@ -35,6 +35,7 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 	bo := newBackoff(a.cfg.BackoffMin, a.cfg.BackoffMax)
 	next := 0
 	hint := ""
+	failures := 0
 	for ctx.Err() == nil {
 		target := a.cfg.Servers[next%len(a.cfg.Servers)]
 		if hint != "" {
@@ -45,10 +46,12 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 			return
 		}
 		a.m.reconnects.Inc()
+		failures++
 		var se *sessionError
 		if errors.As(err, &se) {
 			if se.established {
 				bo.reset()
+				failures = 1
 			}
 			if se.leader != "" && se.leader != target {
 				hint = se.leader
@@ -61,7 +64,11 @@ func (a *Agent) sessionLoop(ctx context.Context) {
 		if hint != "" {
 			d = a.cfg.BackoffMin // a named leader is worth trying at once
 		}
-		a.log.Warn("session with control plane ended; reconnecting", "server", target, "err", err, "leader_hint", hint, "retry_in", d.Round(time.Millisecond))
+		logf := a.log.Debug
+		if failures == 1 || failures%20 == 0 {
+			logf = a.log.Warn // not every attempt while the control plane is away
+		}
+		logf("session with control plane ended; reconnecting", "attempt", failures, "server", target, "err", err, "leader_hint", hint, "retry_in", d.Round(time.Millisecond))
 		if !sleepCtx(ctx, d) {
 			return
 		}
