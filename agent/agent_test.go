@@ -192,7 +192,7 @@ func TestDiffsAndStop(t *testing.T) {
 	f := newFake()
 	a := start(t, testConfig(t, t.TempDir(), srv.Addr), f)
 	srv.AwaitStatus(t, wait, "i2", "running", running)
-	first := srv.Status("i1").ContainerId
+	first := srv.AwaitStatus(t, wait, "i1", "running", running).ContainerId
 
 	srv.Upsert(assignment("i3"))
 	srv.Remove("i2")
