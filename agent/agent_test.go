@@ -422,6 +422,21 @@ func TestInstanceLogs(t *testing.T) {
 	if _, err := read(ctx, &atollv1.InstanceLogsRequest{InstanceId: "nope"}); status.Code(err) != codes.NotFound {
 		t.Errorf("unknown instance: %v", err)
 	}
+
+	// Follow: a line written later arrives on the open stream.
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	fs, err := cl.InstanceLogs(fctx, &atollv1.InstanceLogsRequest{InstanceId: "i1", Lines: 1, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := fs.Recv(); err != nil || l.Message != "three" || l.InstanceId != "i1" || l.Stream != "stdout" {
+		t.Fatalf("first followed line %v %v", l, err)
+	}
+	f.WriteLog("atoll-i1", runtime.Stderr, "four")
+	if l, err := fs.Recv(); err != nil || l.Message != "four" || l.Stream != "stderr" {
+		t.Fatalf("followed line %v %v", l, err)
+	}
 }
 
 func TestRuntimeUnreachableAtStart(t *testing.T) {
