@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -288,6 +289,13 @@ func (s *envService) UpdateEnvironment(ctx context.Context, req *atollv1.UpdateE
 		return nil, apierr.InvalidField("environment", "is required: the fields to change")
 	}
 	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		// No mask (PUT, or a gRPC client without one): the fields that are set.
+		patch.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+			paths = append(paths, fd.JSONName())
+			return true
+		})
+	}
 	if len(paths) == 0 {
 		return nil, apierr.InvalidField("updateMask", "is required: name the fields to change (REST: the fields present in the body)")
 	}
