@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -265,6 +266,9 @@ func (s *Server) Start() error {
 	auth := &api.Authenticator{Lookup: s.lookupToken, Now: time.Now}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(8<<20),
+		// Agents ping every 10 s so a dead session is noticed; allow it.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.metricsUnary, s.forwardUnary, auth.UnaryInterceptor),
 		grpc.ChainStreamInterceptor(s.recoverStream, s.metricsStream, auth.StreamInterceptor),
 	)
