@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -128,6 +129,12 @@ func (h *host) removeContainers() {
 	ctx := context.Background()
 	for _, c := range h.containers() {
 		_ = h.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	}
+	vols, err := h.docker.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "atoll.test="+h.scope))})
+	if err == nil {
+		for _, v := range vols.Volumes {
+			_ = h.docker.VolumeRemove(ctx, v.Name, true)
+		}
 	}
 }
 

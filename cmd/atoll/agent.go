@@ -6,10 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/atollhq/atoll/agent"
 	"github.com/atollhq/atoll/runtime/docker"
@@ -44,6 +48,7 @@ func runAgentCmd(ctx context.Context, env *cliEnv, args []string) error {
 	var labels multiFlag
 	fs.Var(&labels, "label", "node label key=value (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:7074", "serve Prometheus /metrics here (\"\" : off)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -103,25 +108,45 @@ func runAgentCmd(ctx context.Context, env *cliEnv, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	return runAgent(ctx, cfg, prometheus.NewRegistry())
+	return runAgent(ctx, cfg, prometheus.NewRegistry(), *metricsAddr)
 }
 
-// runAgent runs an agent on the local Docker Engine until ctx is done; `atoll
-// dev` can call it in-process. A Docker Engine that does not answer is
+// runAgent runs an agent on the local Docker Engine until ctx is done,
+// serving its metrics on metricsAddr ("" : not served).
+func runAgent(ctx context.Context, cfg agent.Config, reg *prometheus.Registry, metricsAddr string) error {
+	a, closeRT, err := newDockerAgent(cfg, reg)
+	if err != nil {
+		return err
+	}
+	defer closeRT()
+	if metricsAddr != "" {
+		lis, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(lis) }()
+		defer srv.Close()
+	}
+	return a.Run(ctx)
+}
+
+// newDockerAgent builds an agent on the local Docker Engine (`atoll agent`
+// and the agent inside `atoll dev`). A Docker Engine that does not answer is
 // reported by the agent, which keeps retrying.
-func runAgent(ctx context.Context, cfg agent.Config, reg prometheus.Registerer) error {
+func newDockerAgent(cfg agent.Config, reg prometheus.Registerer) (*agent.Agent, func(), error) {
 	dcfg := docker.DefaultConfig()
 	dcfg.FilesDir = filepath.Join(cfg.DataDir, "files")
 	dcfg.Logger = cfg.Logger
 	rt, err := docker.New(dcfg)
 	if err != nil {
-		return fmt.Errorf("docker runtime: %w", err)
+		return nil, nil, fmt.Errorf("docker runtime: %w", err)
 	}
-	defer rt.Close()
 	cfg.Registerer = reg
 	a, err := agent.New(cfg, rt)
 	if err != nil {
-		return err
+		rt.Close()
+		return nil, nil, err
 	}
-	return a.Run(ctx)
+	return a, func() { rt.Close() }, nil
 }

@@ -13,9 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/client"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/atollhq/atoll/agent"
 	"github.com/atollhq/atoll/controlplane"
-	"github.com/atollhq/atoll/runtime/docker"
 )
 
 func serverFlags(fs *flag.FlagSet, cfg *controlplane.Config, getenv func(string) string) *string {
@@ -79,6 +81,8 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 		cfg.RouterPort, _ = strconv.Atoi(port)
 	}
 	cfg.Bootstrap = true
+	reg := prometheus.NewRegistry() // server and local agent metrics on one /metrics
+	cfg.Registry, cfg.Gatherer = reg, reg
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
 	tokenCh := make(chan string, 1)
 	cfg.OnAdminToken = func(s string) { tokenCh <- s }
@@ -152,24 +156,25 @@ func startLocalAgent(ctx context.Context, env *cliEnv, cfg controlplane.Config, 
 	acfg.DataDir = dataDir
 	acfg.RouterAddr = routerAddr
 	acfg.ListenAddr = agentAddr
+	acfg.Version = version
 	acfg.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rcfg := docker.DefaultConfig()
-	rcfg.FilesDir = filepath.Join(dataDir, "files")
-	rt, err := docker.New(rcfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("docker runtime: %w", err)
-	}
-	var dockerErr error
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	if _, err := rt.List(pctx, map[string]string{"atoll.probe": "none"}); err != nil {
-		dockerErr = err
-	}
-	cancel()
-	a, err := agent.New(acfg, rt)
+	a, closeRT, err := newDockerAgent(acfg, cfg.Registry)
 	if err != nil {
 		return nil, nil, fmt.Errorf("local agent: %w", err)
 	}
-	go func() { done <- a.Run(ctx) }()
+	var dockerErr error
+	if cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation()); err != nil {
+		dockerErr = err
+	} else {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, dockerErr = cli.Ping(pctx)
+		cancel()
+		cli.Close()
+	}
+	go func() {
+		defer closeRT()
+		done <- a.Run(ctx)
+	}()
 	return a, dockerErr, nil
 }
 
