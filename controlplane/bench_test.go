@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,13 @@ var benchClients = []int{1, 64}
 // benchCluster starts 3 servers and raises the org quota so creates of tiny
 // environments never hit it.
 func benchCluster(b *testing.B) (*cptest.Cluster, context.Context) {
-	c := cptest.NewCluster(b, 3, func(_ int, cfg *controlplane.Config) { cfg.LogLevel = "error" })
+	c := cptest.NewCluster(b, 3, func(_ int, cfg *controlplane.Config) {
+		cfg.LogLevel = "error"
+		// ATOLL_BENCH_READ_LEASE=1 measures reads with Config.ReadLease.
+		if os.Getenv("ATOLL_BENCH_READ_LEASE") != "" {
+			cfg.ReadLease = cfg.LeaderLeaseTimeout / 2
+		}
+	})
 	ctx := cptest.Ctx(b, c.AdminToken)
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	b.Cleanup(cancel)
@@ -149,14 +156,9 @@ func BenchmarkReplicatedCreate(b *testing.B) {
 			b.ReportMetric(ms(percentile(gets, 0.5)), "get-p50-ms")
 			b.ReportMetric(ms(percentile(gets, 0.99)), "get-p99-ms")
 			b.ReportMetric(0, "ns/op")
-			if probe != nil {
-				probe(b, leader)
-			}
 		})
 	}
 }
-
-var probe func(b *testing.B, s *controlplane.Server)
 
 // BenchmarkRawRaftApply is the baseline: raft.Apply on the leader of a
 // no-op command as large as a marshalled CreateEnvironment command (same
