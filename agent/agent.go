@@ -53,6 +53,8 @@ type Agent struct {
 	wctx     context.Context          // parent of the workers
 	workerWG sync.WaitGroup
 	cleanup  chan struct{} // remove unclaimed containers
+	// liveVolumes are the volume ids that exist (nil until the server lists them).
+	liveVolumes map[string]bool
 
 	// Reporting.
 	statusMu   sync.Mutex
@@ -246,7 +248,13 @@ func (a *Agent) applyAssignments(msg *atollv1.Assignments) {
 		delete(a.desired, id)
 	}
 	a.syncLocked()
-	if msg.Full {
+	if msg.VolumesListed {
+		a.liveVolumes = make(map[string]bool, len(msg.LiveVolumes))
+		for _, id := range msg.LiveVolumes {
+			a.liveVolumes[id] = true
+		}
+	}
+	if msg.Full || msg.VolumesListed {
 		select {
 		case a.cleanup <- struct{}{}:
 		default:
@@ -451,6 +459,40 @@ func (a *Agent) removeUnclaimed(ctx context.Context) {
 		cancel()
 		if err != nil {
 			a.log.Warn("removing unclaimed container failed", "container", c.Name, "err", err)
+		}
+	}
+	a.removeDeletedVolumes(ctx)
+}
+
+// removeDeletedVolumes removes the Docker volumes of atoll volumes that no
+// longer exist in the control plane. Volumes still in use by a container
+// are kept (and retried on the next list).
+func (a *Agent) removeDeletedVolumes(ctx context.Context) {
+	a.mu.Lock()
+	live := a.liveVolumes
+	a.mu.Unlock()
+	if live == nil {
+		return
+	}
+	vols, err := a.rt.ListVolumes(ctx, a.cfg.ContainerLabels)
+	if err != nil {
+		a.log.Warn("listing volumes failed", "err", err)
+		return
+	}
+	for _, v := range vols {
+		id := v.Labels[LabelVolume]
+		if id == "" || live[id] {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, a.cfg.RuntimeTimeout)
+		err := a.rt.RemoveVolume(rctx, v.Name)
+		cancel()
+		switch {
+		case err == nil:
+			a.log.Info("removed the data of a deleted volume", "volume", v.Name, "id", id)
+		case errors.Is(err, runtime.ErrVolumeInUse):
+		default:
+			a.log.Warn("removing a deleted volume failed", "volume", v.Name, "err", err)
 		}
 	}
 }

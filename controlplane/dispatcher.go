@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -273,6 +274,7 @@ func (d *dispatcher) NodeUsage(nodeID string) *atollv1.Resources {
 func (d *dispatcher) sendLoop(ctx context.Context, stream atollv1.AgentService_SessionServer, nodeID string) error {
 	sent := map[string][]byte{}
 	var sentRoutes []byte
+	var sentVolumes []string
 	full := true
 	for {
 		if !d.s.IsLeader() {
@@ -305,6 +307,11 @@ func (d *dispatcher) sendLoop(ctx context.Context, stream atollv1.AgentService_S
 			}
 		}
 		sort.Strings(msg.Remove)
+		vols := liveVolumes(tx)
+		if full || !slices.Equal(vols, sentVolumes) {
+			msg.VolumesListed, msg.LiveVolumes = true, vols
+			sentVolumes = vols
+		}
 		routes := buildRoutes(tx, d.s.cfg.Domain)
 		rb, _ := proto.MarshalOptions{Deterministic: true}.Marshal(&atollv1.Assignments{Routes: routes})
 		if full || !bytes.Equal(rb, sentRoutes) {
@@ -315,7 +322,7 @@ func (d *dispatcher) sendLoop(ctx context.Context, stream atollv1.AgentService_S
 			}
 			sentRoutes = rb
 		}
-		if full || len(msg.Upsert) > 0 || len(msg.Remove) > 0 || msg.Routes != nil {
+		if full || len(msg.Upsert) > 0 || len(msg.Remove) > 0 || msg.Routes != nil || msg.VolumesListed {
 			if err := stream.Send(&atollv1.ServerMessage{Msg: &atollv1.ServerMessage_Assignments{Assignments: msg}}); err != nil {
 				return err
 			}
@@ -325,6 +332,13 @@ func (d *dispatcher) sendLoop(ctx context.Context, stream atollv1.AgentService_S
 			return nil
 		}
 	}
+}
+
+// liveVolumes lists the ids of every volume in the state, sorted.
+func liveVolumes(tx *state.Txn) []string {
+	ids := tx.VolumeIDs()
+	sort.Strings(ids)
+	return ids
 }
 
 // VolumeName is the Docker volume name of an atoll volume.

@@ -125,6 +125,20 @@ func (h *host) containers(kv ...string) []container.Summary {
 	return list
 }
 
+// volumes lists this test's Docker volumes with an extra label filter.
+func (h *host) volumes(kv ...string) []*volume.Volume {
+	h.t.Helper()
+	f := filters.NewArgs(filters.Arg("label", "atoll.test="+h.scope))
+	for i := 0; i+1 < len(kv); i += 2 {
+		f.Add("label", kv[i]+"="+kv[i+1])
+	}
+	list, err := h.docker.VolumeList(context.Background(), volume.ListOptions{Filters: f})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return list.Volumes
+}
+
 func (h *host) removeContainers() {
 	ctx := context.Background()
 	for _, c := range h.containers() {

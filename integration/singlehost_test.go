@@ -221,6 +221,17 @@ func TestSingleHostAppLifecycle(t *testing.T) {
 		t.Fatalf("delete app: %d", code)
 	}
 	waitFor(t, 30*time.Second, "containers removed", func() bool { return len(h.containers("atoll.app", appID)) == 0 })
+
+	// Delete the volume: its Docker volume (the data) goes too.
+	var vol jsonObj
+	h.rest("GET", "/v1/environments/"+envID+"/volumes/data", h.token, nil, &vol)
+	if n := len(h.volumes("atoll.volume", vol["id"].(string))); n != 1 {
+		t.Fatalf("docker volumes of %s before delete: %d, want 1", vol["id"], n)
+	}
+	if code := h.rest("DELETE", "/v1/environments/"+envID+"/volumes/data", h.token, nil, nil); code != 200 {
+		t.Fatalf("delete volume: %d", code)
+	}
+	waitFor(t, 30*time.Second, "docker volume removed", func() bool { return len(h.volumes("atoll.volume", vol["id"].(string))) == 0 })
 }
 
 func TestEnvironmentStopHibernateStart(t *testing.T) {

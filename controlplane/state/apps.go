@@ -118,3 +118,12 @@ func (t *Txn) TableWatch(table string) <-chan struct{} {
 	}
 	return it.WatchCh()
 }
+
+// VolumeIDs lists the ids of every volume.
+func (t *Txn) VolumeIDs() []string {
+	var out []string
+	for _, v := range all[*atollv1.Volume](t, TableVolumes, "id") {
+		out = append(out, v.Id)
+	}
+	return out
+}

@@ -1499,7 +1499,11 @@ type Assignments struct {
 	Upsert []*Assignment          `protobuf:"bytes,2,rep,name=upsert,proto3" json:"upsert,omitempty"`
 	Remove []string               `protobuf:"bytes,3,rep,name=remove,proto3" json:"remove,omitempty"`
 	// Hostname -> instance addresses for the router on this node.
-	Routes        map[string]*RouteTargets `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Routes map[string]*RouteTargets `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// When volumes_listed is set, live_volumes lists every volume id that still
+	// exists: the agent removes its Docker volumes of any other (deleted) volume.
+	VolumesListed bool     `protobuf:"varint,5,opt,name=volumes_listed,json=volumesListed,proto3" json:"volumes_listed,omitempty"`
+	LiveVolumes   []string `protobuf:"bytes,6,rep,name=live_volumes,json=liveVolumes,proto3" json:"live_volumes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1558,6 +1562,20 @@ func (x *Assignments) GetRemove() []string {
 func (x *Assignments) GetRoutes() map[string]*RouteTargets {
 	if x != nil {
 		return x.Routes
+	}
+	return nil
+}
+
+func (x *Assignments) GetVolumesListed() bool {
+	if x != nil {
+		return x.VolumesListed
+	}
+	return false
+}
+
+func (x *Assignments) GetLiveVolumes() []string {
+	if x != nil {
+		return x.LiveVolumes
 	}
 	return nil
 }
@@ -1736,12 +1754,14 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\bhostname\x18\x13 \x01(\tR\bhostname\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x02\n" +
 	"\vAssignments\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12,\n" +
 	"\x06upsert\x18\x02 \x03(\v2\x14.atoll.v1.AssignmentR\x06upsert\x12\x16\n" +
 	"\x06remove\x18\x03 \x03(\tR\x06remove\x129\n" +
-	"\x06routes\x18\x04 \x03(\v2!.atoll.v1.Assignments.RoutesEntryR\x06routes\x1aQ\n" +
+	"\x06routes\x18\x04 \x03(\v2!.atoll.v1.Assignments.RoutesEntryR\x06routes\x12%\n" +
+	"\x0evolumes_listed\x18\x05 \x01(\bR\rvolumesListed\x12!\n" +
+	"\flive_volumes\x18\x06 \x03(\tR\vliveVolumes\x1aQ\n" +
 	"\vRoutesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
 	"\x05value\x18\x02 \x01(\v2\x16.atoll.v1.RouteTargetsR\x05value:\x028\x01\",\n" +
