@@ -294,3 +294,46 @@ func TestStaleAndLinearizableReads(t *testing.T) {
 		t.Fatalf("stale read was forwarded (count %v)", n)
 	}
 }
+
+// Concurrent consistent reads share VerifyLeader rounds (and, with
+// ReadLease, skip them); each still sees every write acknowledged before it.
+func TestConcurrentConsistentReads(t *testing.T) {
+	for _, lease := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lease=%v", lease), func(t *testing.T) {
+			c := cptest.NewCluster(t, 3, func(_ int, cfg *controlplane.Config) {
+				if lease {
+					cfg.ReadLease = cfg.LeaderLeaseTimeout / 2
+				}
+			})
+			ctx := cptest.Ctx(t, c.AdminToken)
+			servers := c.Live()
+			var wg sync.WaitGroup
+			errs := make(chan error, 64)
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					writer := cptest.Envs(t, servers[w%3])
+					reader := cptest.Envs(t, servers[(w+1)%3])
+					for i := range 5 {
+						e, err := writer.CreateEnvironment(ctx, smallEnv(fmt.Sprintf("w%d-%d", w, i)))
+						if err != nil {
+							errs <- err
+							return
+						}
+						// Read right after the ack, via another server: must see it.
+						if _, err := reader.GetEnvironment(ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: e.Id}); err != nil {
+							errs <- fmt.Errorf("read own write %s: %w", e.Id, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+		})
+	}
+}
