@@ -130,6 +130,21 @@ func TestSingleHostAppLifecycle(t *testing.T) {
 	if _, b := h.viaRouter(host, "/stat?path=/etc/app.conf"); !strings.Contains(b, `"uid":1000`) || !strings.Contains(b, `"gid":1000`) {
 		t.Errorf("file owner: %s", b)
 	}
+	// Seed 003: check-all-urls probes the public endpoints.
+	var health jsonObj
+	if code := h.rest("GET", "/v1/environments/"+envID+"/check-all-urls", h.token, nil, &health); code != 200 ||
+		health["status"] != "healthy" || get(health, "details", "web", "status") != "healthy" {
+		t.Errorf("check-all-urls: %d %v", code, health)
+	}
+	// Extend the TTL, reconcile the status.
+	var ext jsonObj
+	if code := h.rest("POST", "/v1/environments/"+envID+"/extend", h.token, jsonObj{"by": "24h"}, &ext); code != 200 || ext["expiresAt"] == nil {
+		t.Errorf("extend: %d %v", code, ext)
+	}
+	var rec jsonObj
+	if code := h.rest("POST", "/v1/environments/"+envID+"/reconcile-status", h.token, jsonObj{}, &rec); code != 200 || rec["status"] != "RUNNING" {
+		t.Errorf("reconcile-status: %d %v", code, rec)
+	}
 	// Secrets are masked in API responses.
 	var vs jsonObj
 	h.rest("GET", "/v1/environments/"+envID+"/variable-sets/app-config", h.token, nil, &vs)
@@ -325,6 +340,16 @@ func TestMissingImageIsAClearError(t *testing.T) {
 		h.rest("GET", "/v1/environments/"+envID, h.token, nil, &e)
 		return e["status"] == "ERROR" && strings.Contains(fmt.Sprint(e["statusMessage"]), "ghost")
 	})
+	// Seed 003: cleanup-failed deletes environments in ERROR.
+	var cl jsonObj
+	if code := h.rest("POST", "/v1/environments/cleanup-failed", h.token, jsonObj{}, &cl); code != 200 || fmt.Sprint(cl["deleted"]) != "["+envID+"]" {
+		t.Fatalf("cleanup-failed: %d %v", code, cl)
+	}
+	var gone jsonObj
+	h.rest("GET", "/v1/environments/"+envID, h.token, nil, &gone)
+	if gone["isDeleted"] != true {
+		t.Errorf("after cleanup: %v", gone)
+	}
 }
 
 func TestAppSeedErrors(t *testing.T) {

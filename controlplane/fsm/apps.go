@@ -330,3 +330,16 @@ func (a *applier) startEnvInstances(envID string) error {
 	}
 	return nil
 }
+
+// applyReconcileEnvironment recomputes an environment's usage, counts and
+// status from its apps and instances.
+func (a *applier) applyReconcileEnvironment(c *atollv1.ReconcileEnvironmentCmd) (*atollv1.Environment, error) {
+	env, err := a.liveEnv(c.EnvironmentId)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.setEnvUsage(env.Id); err != nil {
+		return nil, err
+	}
+	return a.tx.Environment(env.Id), nil
+}

@@ -90,6 +90,9 @@ func (a *applier) dispatch() (string, proto.Message, error) {
 		return "apply_plan", nil, a.applyApplyPlan(c.ApplyPlan)
 	case *atollv1.Command_UpdateInstances:
 		return "update_instances", nil, a.applyUpdateInstances(c.UpdateInstances)
+	case *atollv1.Command_ReconcileEnvironment:
+		v, err := a.applyReconcileEnvironment(c.ReconcileEnvironment)
+		return "reconcile_environment", v, err
 	case *atollv1.Command_ExpireEnvironments:
 		return "expire_environments", nil, a.applyExpireEnvironments(c.ExpireEnvironments)
 	}

@@ -60,6 +60,7 @@ type Command struct {
 	//	*Command_SetNodeStatus
 	//	*Command_ApplyPlan
 	//	*Command_UpdateInstances
+	//	*Command_ReconcileEnvironment
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -366,6 +367,15 @@ func (x *Command) GetUpdateInstances() *UpdateInstancesCmd {
 	return nil
 }
 
+func (x *Command) GetReconcileEnvironment() *ReconcileEnvironmentCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_ReconcileEnvironment); ok {
+			return x.ReconcileEnvironment
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -478,6 +488,10 @@ type Command_UpdateInstances struct {
 	UpdateInstances *UpdateInstancesCmd `protobuf:"bytes,36,opt,name=update_instances,json=updateInstances,proto3,oneof"`
 }
 
+type Command_ReconcileEnvironment struct {
+	ReconcileEnvironment *ReconcileEnvironmentCmd `protobuf:"bytes,37,opt,name=reconcile_environment,json=reconcileEnvironment,proto3,oneof"`
+}
+
 func (*Command_UpsertServer) isCommand_Cmd() {}
 
 func (*Command_CreateOrganization) isCommand_Cmd() {}
@@ -531,6 +545,8 @@ func (*Command_SetNodeStatus) isCommand_Cmd() {}
 func (*Command_ApplyPlan) isCommand_Cmd() {}
 
 func (*Command_UpdateInstances) isCommand_Cmd() {}
+
+func (*Command_ReconcileEnvironment) isCommand_Cmd() {}
 
 type UpsertServerCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1904,6 +1920,50 @@ func (x *UpdateInstancesCmd) GetInstances() []*InstanceStatus {
 	return nil
 }
 
+type ReconcileEnvironmentCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EnvironmentId string                 `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileEnvironmentCmd) Reset() {
+	*x = ReconcileEnvironmentCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileEnvironmentCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileEnvironmentCmd) ProtoMessage() {}
+
+func (x *ReconcileEnvironmentCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileEnvironmentCmd.ProtoReflect.Descriptor instead.
+func (*ReconcileEnvironmentCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ReconcileEnvironmentCmd) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
 // ApplyError is how the state machine refuses a command; mapped to a gRPC status.
 type ApplyError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1919,7 +1979,7 @@ type ApplyError struct {
 
 func (x *ApplyError) Reset() {
 	*x = ApplyError{}
-	mi := &file_atoll_v1_command_proto_msgTypes[28]
+	mi := &file_atoll_v1_command_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +1991,7 @@ func (x *ApplyError) String() string {
 func (*ApplyError) ProtoMessage() {}
 
 func (x *ApplyError) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[28]
+	mi := &file_atoll_v1_command_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2004,7 @@ func (x *ApplyError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyError.ProtoReflect.Descriptor instead.
 func (*ApplyError) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{28}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ApplyError) GetCode() int32 {
@@ -1993,7 +2053,7 @@ var File_atoll_v1_command_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x16atoll/v1/command.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x13atoll/v1/node.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x0f\n" +
+	"\x16atoll/v1/command.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x13atoll/v1/node.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x10\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x15\n" +
@@ -2032,7 +2092,8 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\x0fset_node_status\x18\" \x01(\v2\x1a.atoll.v1.SetNodeStatusCmdH\x00R\rsetNodeStatus\x127\n" +
 	"\n" +
 	"apply_plan\x18# \x01(\v2\x16.atoll.v1.ApplyPlanCmdH\x00R\tapplyPlan\x12I\n" +
-	"\x10update_instances\x18$ \x01(\v2\x1c.atoll.v1.UpdateInstancesCmdH\x00R\x0fupdateInstancesB\x05\n" +
+	"\x10update_instances\x18$ \x01(\v2\x1c.atoll.v1.UpdateInstancesCmdH\x00R\x0fupdateInstances\x12X\n" +
+	"\x15reconcile_environment\x18% \x01(\v2!.atoll.v1.ReconcileEnvironmentCmdH\x00R\x14reconcileEnvironmentB\x05\n" +
 	"\x03cmd\"A\n" +
 	"\x0fUpsertServerCmd\x12.\n" +
 	"\x06server\x18\x01 \x01(\v2\x16.atoll.v1.ServerMemberR\x06server\"\xc1\x01\n" +
@@ -2121,7 +2182,9 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"e\n" +
 	"\x12UpdateInstancesCmd\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x126\n" +
-	"\tinstances\x18\x02 \x03(\v2\x18.atoll.v1.InstanceStatusR\tinstances\"\xaa\x01\n" +
+	"\tinstances\x18\x02 \x03(\v2\x18.atoll.v1.InstanceStatusR\tinstances\"@\n" +
+	"\x17ReconcileEnvironmentCmd\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"\xaa\x01\n" +
 	"\n" +
 	"ApplyError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
@@ -2143,57 +2206,58 @@ func file_atoll_v1_command_proto_rawDescGZIP() []byte {
 	return file_atoll_v1_command_proto_rawDescData
 }
 
-var file_atoll_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_atoll_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_atoll_v1_command_proto_goTypes = []any{
-	(*Command)(nil),                // 0: atoll.v1.Command
-	(*UpsertServerCmd)(nil),        // 1: atoll.v1.UpsertServerCmd
-	(*CreateOrganizationCmd)(nil),  // 2: atoll.v1.CreateOrganizationCmd
-	(*UpdateOrganizationCmd)(nil),  // 3: atoll.v1.UpdateOrganizationCmd
-	(*CreateProjectCmd)(nil),       // 4: atoll.v1.CreateProjectCmd
-	(*UpdateProjectCmd)(nil),       // 5: atoll.v1.UpdateProjectCmd
-	(*DeleteProjectCmd)(nil),       // 6: atoll.v1.DeleteProjectCmd
-	(*CreateTokenCmd)(nil),         // 7: atoll.v1.CreateTokenCmd
-	(*RevokeTokenCmd)(nil),         // 8: atoll.v1.RevokeTokenCmd
-	(*CreateEnvironmentCmd)(nil),   // 9: atoll.v1.CreateEnvironmentCmd
-	(*UpdateEnvironmentCmd)(nil),   // 10: atoll.v1.UpdateEnvironmentCmd
-	(*DeleteEnvironmentCmd)(nil),   // 11: atoll.v1.DeleteEnvironmentCmd
-	(*RestoreEnvironmentCmd)(nil),  // 12: atoll.v1.RestoreEnvironmentCmd
-	(*SetEnvironmentStateCmd)(nil), // 13: atoll.v1.SetEnvironmentStateCmd
-	(*ExpireEnvironmentsCmd)(nil),  // 14: atoll.v1.ExpireEnvironmentsCmd
-	(*CreateAppCmd)(nil),           // 15: atoll.v1.CreateAppCmd
-	(*UpdateAppCmd)(nil),           // 16: atoll.v1.UpdateAppCmd
-	(*DeleteAppCmd)(nil),           // 17: atoll.v1.DeleteAppCmd
-	(*CreateVolumeCmd)(nil),        // 18: atoll.v1.CreateVolumeCmd
-	(*DeleteVolumeCmd)(nil),        // 19: atoll.v1.DeleteVolumeCmd
-	(*CreateVariableSetCmd)(nil),   // 20: atoll.v1.CreateVariableSetCmd
-	(*DeleteVariableSetCmd)(nil),   // 21: atoll.v1.DeleteVariableSetCmd
-	(*CreateFileCmd)(nil),          // 22: atoll.v1.CreateFileCmd
-	(*DeleteFileCmd)(nil),          // 23: atoll.v1.DeleteFileCmd
-	(*UpsertNodeCmd)(nil),          // 24: atoll.v1.UpsertNodeCmd
-	(*SetNodeStatusCmd)(nil),       // 25: atoll.v1.SetNodeStatusCmd
-	(*ApplyPlanCmd)(nil),           // 26: atoll.v1.ApplyPlanCmd
-	(*UpdateInstancesCmd)(nil),     // 27: atoll.v1.UpdateInstancesCmd
-	(*ApplyError)(nil),             // 28: atoll.v1.ApplyError
-	nil,                            // 29: atoll.v1.ApplyPlanCmd.AppVersionsEntry
-	nil,                            // 30: atoll.v1.ApplyPlanCmd.NodeIndexesEntry
-	nil,                            // 31: atoll.v1.ApplyPlanCmd.UnplacedEntry
-	(*timestamppb.Timestamp)(nil),  // 32: google.protobuf.Timestamp
-	(*ServerMember)(nil),           // 33: atoll.v1.ServerMember
-	(*Organization)(nil),           // 34: atoll.v1.Organization
-	(*Project)(nil),                // 35: atoll.v1.Project
-	(*Token)(nil),                  // 36: atoll.v1.Token
-	(*Environment)(nil),            // 37: atoll.v1.Environment
-	(*App)(nil),                    // 38: atoll.v1.App
-	(*Volume)(nil),                 // 39: atoll.v1.Volume
-	(*VariableSet)(nil),            // 40: atoll.v1.VariableSet
-	(*File)(nil),                   // 41: atoll.v1.File
-	(*Node)(nil),                   // 42: atoll.v1.Node
-	(NodeStatus)(0),                // 43: atoll.v1.NodeStatus
-	(*Instance)(nil),               // 44: atoll.v1.Instance
-	(*InstanceStatus)(nil),         // 45: atoll.v1.InstanceStatus
+	(*Command)(nil),                 // 0: atoll.v1.Command
+	(*UpsertServerCmd)(nil),         // 1: atoll.v1.UpsertServerCmd
+	(*CreateOrganizationCmd)(nil),   // 2: atoll.v1.CreateOrganizationCmd
+	(*UpdateOrganizationCmd)(nil),   // 3: atoll.v1.UpdateOrganizationCmd
+	(*CreateProjectCmd)(nil),        // 4: atoll.v1.CreateProjectCmd
+	(*UpdateProjectCmd)(nil),        // 5: atoll.v1.UpdateProjectCmd
+	(*DeleteProjectCmd)(nil),        // 6: atoll.v1.DeleteProjectCmd
+	(*CreateTokenCmd)(nil),          // 7: atoll.v1.CreateTokenCmd
+	(*RevokeTokenCmd)(nil),          // 8: atoll.v1.RevokeTokenCmd
+	(*CreateEnvironmentCmd)(nil),    // 9: atoll.v1.CreateEnvironmentCmd
+	(*UpdateEnvironmentCmd)(nil),    // 10: atoll.v1.UpdateEnvironmentCmd
+	(*DeleteEnvironmentCmd)(nil),    // 11: atoll.v1.DeleteEnvironmentCmd
+	(*RestoreEnvironmentCmd)(nil),   // 12: atoll.v1.RestoreEnvironmentCmd
+	(*SetEnvironmentStateCmd)(nil),  // 13: atoll.v1.SetEnvironmentStateCmd
+	(*ExpireEnvironmentsCmd)(nil),   // 14: atoll.v1.ExpireEnvironmentsCmd
+	(*CreateAppCmd)(nil),            // 15: atoll.v1.CreateAppCmd
+	(*UpdateAppCmd)(nil),            // 16: atoll.v1.UpdateAppCmd
+	(*DeleteAppCmd)(nil),            // 17: atoll.v1.DeleteAppCmd
+	(*CreateVolumeCmd)(nil),         // 18: atoll.v1.CreateVolumeCmd
+	(*DeleteVolumeCmd)(nil),         // 19: atoll.v1.DeleteVolumeCmd
+	(*CreateVariableSetCmd)(nil),    // 20: atoll.v1.CreateVariableSetCmd
+	(*DeleteVariableSetCmd)(nil),    // 21: atoll.v1.DeleteVariableSetCmd
+	(*CreateFileCmd)(nil),           // 22: atoll.v1.CreateFileCmd
+	(*DeleteFileCmd)(nil),           // 23: atoll.v1.DeleteFileCmd
+	(*UpsertNodeCmd)(nil),           // 24: atoll.v1.UpsertNodeCmd
+	(*SetNodeStatusCmd)(nil),        // 25: atoll.v1.SetNodeStatusCmd
+	(*ApplyPlanCmd)(nil),            // 26: atoll.v1.ApplyPlanCmd
+	(*UpdateInstancesCmd)(nil),      // 27: atoll.v1.UpdateInstancesCmd
+	(*ReconcileEnvironmentCmd)(nil), // 28: atoll.v1.ReconcileEnvironmentCmd
+	(*ApplyError)(nil),              // 29: atoll.v1.ApplyError
+	nil,                             // 30: atoll.v1.ApplyPlanCmd.AppVersionsEntry
+	nil,                             // 31: atoll.v1.ApplyPlanCmd.NodeIndexesEntry
+	nil,                             // 32: atoll.v1.ApplyPlanCmd.UnplacedEntry
+	(*timestamppb.Timestamp)(nil),   // 33: google.protobuf.Timestamp
+	(*ServerMember)(nil),            // 34: atoll.v1.ServerMember
+	(*Organization)(nil),            // 35: atoll.v1.Organization
+	(*Project)(nil),                 // 36: atoll.v1.Project
+	(*Token)(nil),                   // 37: atoll.v1.Token
+	(*Environment)(nil),             // 38: atoll.v1.Environment
+	(*App)(nil),                     // 39: atoll.v1.App
+	(*Volume)(nil),                  // 40: atoll.v1.Volume
+	(*VariableSet)(nil),             // 41: atoll.v1.VariableSet
+	(*File)(nil),                    // 42: atoll.v1.File
+	(*Node)(nil),                    // 43: atoll.v1.Node
+	(NodeStatus)(0),                 // 44: atoll.v1.NodeStatus
+	(*Instance)(nil),                // 45: atoll.v1.Instance
+	(*InstanceStatus)(nil),          // 46: atoll.v1.InstanceStatus
 }
 var file_atoll_v1_command_proto_depIdxs = []int32{
-	32, // 0: atoll.v1.Command.time:type_name -> google.protobuf.Timestamp
+	33, // 0: atoll.v1.Command.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: atoll.v1.Command.upsert_server:type_name -> atoll.v1.UpsertServerCmd
 	2,  // 2: atoll.v1.Command.create_organization:type_name -> atoll.v1.CreateOrganizationCmd
 	3,  // 3: atoll.v1.Command.update_organization:type_name -> atoll.v1.UpdateOrganizationCmd
@@ -2221,33 +2285,34 @@ var file_atoll_v1_command_proto_depIdxs = []int32{
 	25, // 25: atoll.v1.Command.set_node_status:type_name -> atoll.v1.SetNodeStatusCmd
 	26, // 26: atoll.v1.Command.apply_plan:type_name -> atoll.v1.ApplyPlanCmd
 	27, // 27: atoll.v1.Command.update_instances:type_name -> atoll.v1.UpdateInstancesCmd
-	33, // 28: atoll.v1.UpsertServerCmd.server:type_name -> atoll.v1.ServerMember
-	34, // 29: atoll.v1.CreateOrganizationCmd.organization:type_name -> atoll.v1.Organization
-	35, // 30: atoll.v1.CreateOrganizationCmd.default_project:type_name -> atoll.v1.Project
-	36, // 31: atoll.v1.CreateOrganizationCmd.admin_token:type_name -> atoll.v1.Token
-	34, // 32: atoll.v1.UpdateOrganizationCmd.patch:type_name -> atoll.v1.Organization
-	35, // 33: atoll.v1.CreateProjectCmd.project:type_name -> atoll.v1.Project
-	35, // 34: atoll.v1.UpdateProjectCmd.patch:type_name -> atoll.v1.Project
-	36, // 35: atoll.v1.CreateTokenCmd.token:type_name -> atoll.v1.Token
-	37, // 36: atoll.v1.CreateEnvironmentCmd.environment:type_name -> atoll.v1.Environment
-	37, // 37: atoll.v1.UpdateEnvironmentCmd.patch:type_name -> atoll.v1.Environment
-	38, // 38: atoll.v1.CreateAppCmd.app:type_name -> atoll.v1.App
-	38, // 39: atoll.v1.UpdateAppCmd.app:type_name -> atoll.v1.App
-	39, // 40: atoll.v1.CreateVolumeCmd.volume:type_name -> atoll.v1.Volume
-	40, // 41: atoll.v1.CreateVariableSetCmd.variable_set:type_name -> atoll.v1.VariableSet
-	41, // 42: atoll.v1.CreateFileCmd.file:type_name -> atoll.v1.File
-	42, // 43: atoll.v1.UpsertNodeCmd.node:type_name -> atoll.v1.Node
-	43, // 44: atoll.v1.SetNodeStatusCmd.status:type_name -> atoll.v1.NodeStatus
-	44, // 45: atoll.v1.ApplyPlanCmd.place:type_name -> atoll.v1.Instance
-	29, // 46: atoll.v1.ApplyPlanCmd.app_versions:type_name -> atoll.v1.ApplyPlanCmd.AppVersionsEntry
-	30, // 47: atoll.v1.ApplyPlanCmd.node_indexes:type_name -> atoll.v1.ApplyPlanCmd.NodeIndexesEntry
-	31, // 48: atoll.v1.ApplyPlanCmd.unplaced:type_name -> atoll.v1.ApplyPlanCmd.UnplacedEntry
-	45, // 49: atoll.v1.UpdateInstancesCmd.instances:type_name -> atoll.v1.InstanceStatus
-	50, // [50:50] is the sub-list for method output_type
-	50, // [50:50] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	28, // 28: atoll.v1.Command.reconcile_environment:type_name -> atoll.v1.ReconcileEnvironmentCmd
+	34, // 29: atoll.v1.UpsertServerCmd.server:type_name -> atoll.v1.ServerMember
+	35, // 30: atoll.v1.CreateOrganizationCmd.organization:type_name -> atoll.v1.Organization
+	36, // 31: atoll.v1.CreateOrganizationCmd.default_project:type_name -> atoll.v1.Project
+	37, // 32: atoll.v1.CreateOrganizationCmd.admin_token:type_name -> atoll.v1.Token
+	35, // 33: atoll.v1.UpdateOrganizationCmd.patch:type_name -> atoll.v1.Organization
+	36, // 34: atoll.v1.CreateProjectCmd.project:type_name -> atoll.v1.Project
+	36, // 35: atoll.v1.UpdateProjectCmd.patch:type_name -> atoll.v1.Project
+	37, // 36: atoll.v1.CreateTokenCmd.token:type_name -> atoll.v1.Token
+	38, // 37: atoll.v1.CreateEnvironmentCmd.environment:type_name -> atoll.v1.Environment
+	38, // 38: atoll.v1.UpdateEnvironmentCmd.patch:type_name -> atoll.v1.Environment
+	39, // 39: atoll.v1.CreateAppCmd.app:type_name -> atoll.v1.App
+	39, // 40: atoll.v1.UpdateAppCmd.app:type_name -> atoll.v1.App
+	40, // 41: atoll.v1.CreateVolumeCmd.volume:type_name -> atoll.v1.Volume
+	41, // 42: atoll.v1.CreateVariableSetCmd.variable_set:type_name -> atoll.v1.VariableSet
+	42, // 43: atoll.v1.CreateFileCmd.file:type_name -> atoll.v1.File
+	43, // 44: atoll.v1.UpsertNodeCmd.node:type_name -> atoll.v1.Node
+	44, // 45: atoll.v1.SetNodeStatusCmd.status:type_name -> atoll.v1.NodeStatus
+	45, // 46: atoll.v1.ApplyPlanCmd.place:type_name -> atoll.v1.Instance
+	30, // 47: atoll.v1.ApplyPlanCmd.app_versions:type_name -> atoll.v1.ApplyPlanCmd.AppVersionsEntry
+	31, // 48: atoll.v1.ApplyPlanCmd.node_indexes:type_name -> atoll.v1.ApplyPlanCmd.NodeIndexesEntry
+	32, // 49: atoll.v1.ApplyPlanCmd.unplaced:type_name -> atoll.v1.ApplyPlanCmd.UnplacedEntry
+	46, // 50: atoll.v1.UpdateInstancesCmd.instances:type_name -> atoll.v1.InstanceStatus
+	51, // [51:51] is the sub-list for method output_type
+	51, // [51:51] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_command_proto_init() }
@@ -2287,6 +2352,7 @@ func file_atoll_v1_command_proto_init() {
 		(*Command_SetNodeStatus)(nil),
 		(*Command_ApplyPlan)(nil),
 		(*Command_UpdateInstances)(nil),
+		(*Command_ReconcileEnvironment)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2294,7 +2360,7 @@ func file_atoll_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_command_proto_rawDesc), len(file_atoll_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -25,6 +25,394 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ExtendEnvironmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EnvironmentId string                 `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	By            string                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"` // "24h", "7d"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendEnvironmentRequest) Reset() {
+	*x = ExtendEnvironmentRequest{}
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendEnvironmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendEnvironmentRequest) ProtoMessage() {}
+
+func (x *ExtendEnvironmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendEnvironmentRequest.ProtoReflect.Descriptor instead.
+func (*ExtendEnvironmentRequest) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ExtendEnvironmentRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *ExtendEnvironmentRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+type CheckEnvironmentHealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EnvironmentId string                 `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckEnvironmentHealthRequest) Reset() {
+	*x = CheckEnvironmentHealthRequest{}
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckEnvironmentHealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckEnvironmentHealthRequest) ProtoMessage() {}
+
+func (x *CheckEnvironmentHealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckEnvironmentHealthRequest.ProtoReflect.Descriptor instead.
+func (*CheckEnvironmentHealthRequest) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CheckEnvironmentHealthRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type EndpointHealth struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // app name
+	Url            string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Status         string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"` // healthy, unhealthy, no_instances
+	ResponseTimeMs int64                  `protobuf:"varint,4,opt,name=response_time_ms,json=responseTimeMs,proto3" json:"response_time_ms,omitempty"`
+	HttpStatus     int32                  `protobuf:"varint,5,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	Error          string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EndpointHealth) Reset() {
+	*x = EndpointHealth{}
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointHealth) ProtoMessage() {}
+
+func (x *EndpointHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointHealth.ProtoReflect.Descriptor instead.
+func (*EndpointHealth) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *EndpointHealth) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EndpointHealth) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *EndpointHealth) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *EndpointHealth) GetResponseTimeMs() int64 {
+	if x != nil {
+		return x.ResponseTimeMs
+	}
+	return 0
+}
+
+func (x *EndpointHealth) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *EndpointHealth) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type EnvironmentHealth struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	EnvironmentId string                     `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	Status        string                     `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"` // healthy, degraded, unhealthy, no_endpoints
+	Details       map[string]*EndpointHealth `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	CheckedAt     *timestamppb.Timestamp     `protobuf:"bytes,4,opt,name=checked_at,json=checkedAt,proto3" json:"checked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentHealth) Reset() {
+	*x = EnvironmentHealth{}
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentHealth) ProtoMessage() {}
+
+func (x *EnvironmentHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentHealth.ProtoReflect.Descriptor instead.
+func (*EnvironmentHealth) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EnvironmentHealth) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *EnvironmentHealth) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *EnvironmentHealth) GetDetails() map[string]*EndpointHealth {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+func (x *EnvironmentHealth) GetCheckedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckedAt
+	}
+	return nil
+}
+
+type ReconcileEnvironmentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EnvironmentId string                 `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileEnvironmentRequest) Reset() {
+	*x = ReconcileEnvironmentRequest{}
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileEnvironmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileEnvironmentRequest) ProtoMessage() {}
+
+func (x *ReconcileEnvironmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileEnvironmentRequest.ProtoReflect.Descriptor instead.
+func (*ReconcileEnvironmentRequest) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReconcileEnvironmentRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type CleanupFailedEnvironmentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProjectId     string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"` // optional: one project
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanupFailedEnvironmentsRequest) Reset() {
+	*x = CleanupFailedEnvironmentsRequest{}
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanupFailedEnvironmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanupFailedEnvironmentsRequest) ProtoMessage() {}
+
+func (x *CleanupFailedEnvironmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanupFailedEnvironmentsRequest.ProtoReflect.Descriptor instead.
+func (*CleanupFailedEnvironmentsRequest) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CleanupFailedEnvironmentsRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+type CleanupFailedEnvironmentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       []string               `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	Count         int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanupFailedEnvironmentsResponse) Reset() {
+	*x = CleanupFailedEnvironmentsResponse{}
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanupFailedEnvironmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanupFailedEnvironmentsResponse) ProtoMessage() {}
+
+func (x *CleanupFailedEnvironmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanupFailedEnvironmentsResponse.ProtoReflect.Descriptor instead.
+func (*CleanupFailedEnvironmentsResponse) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CleanupFailedEnvironmentsResponse) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+func (x *CleanupFailedEnvironmentsResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type CreateEnvironmentRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -43,7 +431,7 @@ type CreateEnvironmentRequest struct {
 
 func (x *CreateEnvironmentRequest) Reset() {
 	*x = CreateEnvironmentRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[0]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -55,7 +443,7 @@ func (x *CreateEnvironmentRequest) String() string {
 func (*CreateEnvironmentRequest) ProtoMessage() {}
 
 func (x *CreateEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[0]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -68,7 +456,7 @@ func (x *CreateEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{0}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateEnvironmentRequest) GetName() string {
@@ -152,7 +540,7 @@ type GetEnvironmentRequest struct {
 
 func (x *GetEnvironmentRequest) Reset() {
 	*x = GetEnvironmentRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[1]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -164,7 +552,7 @@ func (x *GetEnvironmentRequest) String() string {
 func (*GetEnvironmentRequest) ProtoMessage() {}
 
 func (x *GetEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[1]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -177,7 +565,7 @@ func (x *GetEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*GetEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{1}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetEnvironmentRequest) GetEnvironmentId() string {
@@ -211,7 +599,7 @@ type ListEnvironmentsRequest struct {
 
 func (x *ListEnvironmentsRequest) Reset() {
 	*x = ListEnvironmentsRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[2]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -223,7 +611,7 @@ func (x *ListEnvironmentsRequest) String() string {
 func (*ListEnvironmentsRequest) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[2]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -236,7 +624,7 @@ func (x *ListEnvironmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{2}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListEnvironmentsRequest) GetProjectId() string {
@@ -313,7 +701,7 @@ type ListEnvironmentsResponse struct {
 
 func (x *ListEnvironmentsResponse) Reset() {
 	*x = ListEnvironmentsResponse{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[3]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +713,7 @@ func (x *ListEnvironmentsResponse) String() string {
 func (*ListEnvironmentsResponse) ProtoMessage() {}
 
 func (x *ListEnvironmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[3]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +726,7 @@ func (x *ListEnvironmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{3}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListEnvironmentsResponse) GetEnvironments() []*Environment {
@@ -377,7 +765,7 @@ type UpdateEnvironmentRequest struct {
 
 func (x *UpdateEnvironmentRequest) Reset() {
 	*x = UpdateEnvironmentRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[4]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +777,7 @@ func (x *UpdateEnvironmentRequest) String() string {
 func (*UpdateEnvironmentRequest) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[4]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +790,7 @@ func (x *UpdateEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{4}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateEnvironmentRequest) GetEnvironmentId() string {
@@ -444,7 +832,7 @@ type DeleteEnvironmentRequest struct {
 
 func (x *DeleteEnvironmentRequest) Reset() {
 	*x = DeleteEnvironmentRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[5]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +844,7 @@ func (x *DeleteEnvironmentRequest) String() string {
 func (*DeleteEnvironmentRequest) ProtoMessage() {}
 
 func (x *DeleteEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[5]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +857,7 @@ func (x *DeleteEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{5}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteEnvironmentRequest) GetEnvironmentId() string {
@@ -498,7 +886,7 @@ type RestoreEnvironmentRequest struct {
 
 func (x *RestoreEnvironmentRequest) Reset() {
 	*x = RestoreEnvironmentRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[6]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +898,7 @@ func (x *RestoreEnvironmentRequest) String() string {
 func (*RestoreEnvironmentRequest) ProtoMessage() {}
 
 func (x *RestoreEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[6]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +911,7 @@ func (x *RestoreEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*RestoreEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{6}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RestoreEnvironmentRequest) GetEnvironmentId() string {
@@ -549,7 +937,7 @@ type GetEnvironmentHistoryRequest struct {
 
 func (x *GetEnvironmentHistoryRequest) Reset() {
 	*x = GetEnvironmentHistoryRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[7]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +949,7 @@ func (x *GetEnvironmentHistoryRequest) String() string {
 func (*GetEnvironmentHistoryRequest) ProtoMessage() {}
 
 func (x *GetEnvironmentHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[7]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +962,7 @@ func (x *GetEnvironmentHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEnvironmentHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetEnvironmentHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{7}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetEnvironmentHistoryRequest) GetEnvironmentId() string {
@@ -594,7 +982,7 @@ type GetEnvironmentHistoryResponse struct {
 
 func (x *GetEnvironmentHistoryResponse) Reset() {
 	*x = GetEnvironmentHistoryResponse{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[8]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +994,7 @@ func (x *GetEnvironmentHistoryResponse) String() string {
 func (*GetEnvironmentHistoryResponse) ProtoMessage() {}
 
 func (x *GetEnvironmentHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[8]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +1007,7 @@ func (x *GetEnvironmentHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEnvironmentHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetEnvironmentHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{8}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetEnvironmentHistoryResponse) GetEnvironmentId() string {
@@ -645,7 +1033,7 @@ type GetResourceUsageRequest struct {
 
 func (x *GetResourceUsageRequest) Reset() {
 	*x = GetResourceUsageRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[9]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +1045,7 @@ func (x *GetResourceUsageRequest) String() string {
 func (*GetResourceUsageRequest) ProtoMessage() {}
 
 func (x *GetResourceUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[9]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +1058,7 @@ func (x *GetResourceUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResourceUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetResourceUsageRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{9}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetResourceUsageRequest) GetEnvironmentId() string {
@@ -694,7 +1082,7 @@ type ResourceUsage struct {
 
 func (x *ResourceUsage) Reset() {
 	*x = ResourceUsage{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[10]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +1094,7 @@ func (x *ResourceUsage) String() string {
 func (*ResourceUsage) ProtoMessage() {}
 
 func (x *ResourceUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[10]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +1107,7 @@ func (x *ResourceUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceUsage.ProtoReflect.Descriptor instead.
 func (*ResourceUsage) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{10}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResourceUsage) GetEnvironmentId() string {
@@ -773,7 +1161,7 @@ type StartEnvironmentRequest struct {
 
 func (x *StartEnvironmentRequest) Reset() {
 	*x = StartEnvironmentRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[11]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +1173,7 @@ func (x *StartEnvironmentRequest) String() string {
 func (*StartEnvironmentRequest) ProtoMessage() {}
 
 func (x *StartEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[11]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +1186,7 @@ func (x *StartEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*StartEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{11}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartEnvironmentRequest) GetEnvironmentId() string {
@@ -819,7 +1207,7 @@ type StopEnvironmentRequest struct {
 
 func (x *StopEnvironmentRequest) Reset() {
 	*x = StopEnvironmentRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[12]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +1219,7 @@ func (x *StopEnvironmentRequest) String() string {
 func (*StopEnvironmentRequest) ProtoMessage() {}
 
 func (x *StopEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[12]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +1232,7 @@ func (x *StopEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*StopEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{12}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopEnvironmentRequest) GetEnvironmentId() string {
@@ -873,7 +1261,7 @@ type WatchEnvironmentRequest struct {
 
 func (x *WatchEnvironmentRequest) Reset() {
 	*x = WatchEnvironmentRequest{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[13]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1273,7 @@ func (x *WatchEnvironmentRequest) String() string {
 func (*WatchEnvironmentRequest) ProtoMessage() {}
 
 func (x *WatchEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[13]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1286,7 @@ func (x *WatchEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*WatchEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{13}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchEnvironmentRequest) GetEnvironmentId() string {
@@ -934,7 +1322,7 @@ type EnvironmentEvent struct {
 
 func (x *EnvironmentEvent) Reset() {
 	*x = EnvironmentEvent{}
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[14]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1334,7 @@ func (x *EnvironmentEvent) String() string {
 func (*EnvironmentEvent) ProtoMessage() {}
 
 func (x *EnvironmentEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_environment_service_proto_msgTypes[14]
+	mi := &file_atoll_v1_environment_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1347,7 @@ func (x *EnvironmentEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentEvent.ProtoReflect.Descriptor instead.
 func (*EnvironmentEvent) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{14}
+	return file_atoll_v1_environment_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EnvironmentEvent) GetEventType() string {
@@ -994,7 +1382,37 @@ var File_atoll_v1_environment_service_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_environment_service_proto_rawDesc = "" +
 	"\n" +
-	"\"atoll/v1/environment_service.proto\x12\batoll.v1\x1a\x14atoll/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x04\n" +
+	"\"atoll/v1/environment_service.proto\x12\batoll.v1\x1a\x14atoll/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n" +
+	"\x18ExtendEnvironmentRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x0e\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\"F\n" +
+	"\x1dCheckEnvironmentHealthRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"\xaf\x01\n" +
+	"\x0eEndpointHealth\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12(\n" +
+	"\x10response_time_ms\x18\x04 \x01(\x03R\x0eresponseTimeMs\x12\x1f\n" +
+	"\vhttp_status\x18\x05 \x01(\x05R\n" +
+	"httpStatus\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\xa7\x02\n" +
+	"\x11EnvironmentHealth\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12B\n" +
+	"\adetails\x18\x03 \x03(\v2(.atoll.v1.EnvironmentHealth.DetailsEntryR\adetails\x129\n" +
+	"\n" +
+	"checked_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckedAt\x1aT\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.atoll.v1.EndpointHealthR\x05value:\x028\x01\"D\n" +
+	"\x1bReconcileEnvironmentRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"A\n" +
+	" CleanupFailedEnvironmentsRequest\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x01 \x01(\tR\tprojectId\"S\n" +
+	"!CleanupFailedEnvironmentsResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"\xa5\x04\n" +
 	"\x18CreateEnvironmentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fblueprint_id\x18\x02 \x01(\tR\vblueprintId\x12\x1d\n" +
@@ -1077,7 +1495,7 @@ const file_atoll_v1_environment_service_proto_rawDesc = "" +
 	"event_type\x18\x01 \x01(\tR\teventType\x127\n" +
 	"\venvironment\x18\x02 \x01(\v2\x15.atoll.v1.EnvironmentR\venvironment\x128\n" +
 	"\ttimestamp\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x14\n" +
-	"\x05index\x18\x04 \x01(\x04R\x05index2\xab\v\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index2\xd7\x10\n" +
 	"\x12EnvironmentService\x12k\n" +
 	"\x11CreateEnvironment\x12\".atoll.v1.CreateEnvironmentRequest\x1a\x15.atoll.v1.Environment\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/environments\x12s\n" +
 	"\x0eGetEnvironment\x12\x1f.atoll.v1.GetEnvironmentRequest\x1a\x15.atoll.v1.Environment\")\x82\xd3\xe4\x93\x02#\x12!/v1/environments/{environment_id}\x12s\n" +
@@ -1089,7 +1507,11 @@ const file_atoll_v1_environment_service_proto_rawDesc = "" +
 	"\x10GetResourceUsage\x12!.atoll.v1.GetResourceUsageRequest\x1a\x17.atoll.v1.ResourceUsage\"8\x82\xd3\xe4\x93\x022\x120/v1/environments/{environment_id}/resource-usage\x12\x80\x01\n" +
 	"\x10StartEnvironment\x12!.atoll.v1.StartEnvironmentRequest\x1a\x15.atoll.v1.Environment\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/environments/{environment_id}/start\x12}\n" +
 	"\x0fStopEnvironment\x12 .atoll.v1.StopEnvironmentRequest\x1a\x15.atoll.v1.Environment\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/environments/{environment_id}/stop\x12S\n" +
-	"\x10WatchEnvironment\x12!.atoll.v1.WatchEnvironmentRequest\x1a\x1a.atoll.v1.EnvironmentEvent0\x01B1Z/github.com/atollhq/atoll/proto/atoll/v1;atollv1b\x06proto3"
+	"\x10WatchEnvironment\x12!.atoll.v1.WatchEnvironmentRequest\x1a\x1a.atoll.v1.EnvironmentEvent0\x01\x12\x83\x01\n" +
+	"\x11ExtendEnvironment\x12\".atoll.v1.ExtendEnvironmentRequest\x1a\x15.atoll.v1.Environment\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/environments/{environment_id}/extend\x12\xc4\x01\n" +
+	"\x16CheckEnvironmentHealth\x12'.atoll.v1.CheckEnvironmentHealthRequest\x1a\x1b.atoll.v1.EnvironmentHealth\"d\x82\xd3\xe4\x93\x02^Z2\x120/v1/environments/{environment_id}/check-all-urls\x12(/v1/environments/{environment_id}/health\x12\x93\x01\n" +
+	"\x14ReconcileEnvironment\x12%.atoll.v1.ReconcileEnvironmentRequest\x1a\x15.atoll.v1.Environment\"=\x82\xd3\xe4\x93\x027:\x01*\"2/v1/environments/{environment_id}/reconcile-status\x12\xc6\x01\n" +
+	"\x19CleanupFailedEnvironments\x12*.atoll.v1.CleanupFailedEnvironmentsRequest\x1a+.atoll.v1.CleanupFailedEnvironmentsResponse\"P\x82\xd3\xe4\x93\x02J:\x01*Z$:\x01*\"\x1f/v1/environments/cleanup-failed\"\x1f/v1/environments:cleanup-failedB1Z/github.com/atollhq/atoll/proto/atoll/v1;atollv1b\x06proto3"
 
 var (
 	file_atoll_v1_environment_service_proto_rawDescOnce sync.Once
@@ -1103,77 +1525,96 @@ func file_atoll_v1_environment_service_proto_rawDescGZIP() []byte {
 	return file_atoll_v1_environment_service_proto_rawDescData
 }
 
-var file_atoll_v1_environment_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_atoll_v1_environment_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_atoll_v1_environment_service_proto_goTypes = []any{
-	(*CreateEnvironmentRequest)(nil),      // 0: atoll.v1.CreateEnvironmentRequest
-	(*GetEnvironmentRequest)(nil),         // 1: atoll.v1.GetEnvironmentRequest
-	(*ListEnvironmentsRequest)(nil),       // 2: atoll.v1.ListEnvironmentsRequest
-	(*ListEnvironmentsResponse)(nil),      // 3: atoll.v1.ListEnvironmentsResponse
-	(*UpdateEnvironmentRequest)(nil),      // 4: atoll.v1.UpdateEnvironmentRequest
-	(*DeleteEnvironmentRequest)(nil),      // 5: atoll.v1.DeleteEnvironmentRequest
-	(*RestoreEnvironmentRequest)(nil),     // 6: atoll.v1.RestoreEnvironmentRequest
-	(*GetEnvironmentHistoryRequest)(nil),  // 7: atoll.v1.GetEnvironmentHistoryRequest
-	(*GetEnvironmentHistoryResponse)(nil), // 8: atoll.v1.GetEnvironmentHistoryResponse
-	(*GetResourceUsageRequest)(nil),       // 9: atoll.v1.GetResourceUsageRequest
-	(*ResourceUsage)(nil),                 // 10: atoll.v1.ResourceUsage
-	(*StartEnvironmentRequest)(nil),       // 11: atoll.v1.StartEnvironmentRequest
-	(*StopEnvironmentRequest)(nil),        // 12: atoll.v1.StopEnvironmentRequest
-	(*WatchEnvironmentRequest)(nil),       // 13: atoll.v1.WatchEnvironmentRequest
-	(*EnvironmentEvent)(nil),              // 14: atoll.v1.EnvironmentEvent
-	nil,                                   // 15: atoll.v1.CreateEnvironmentRequest.VariablesEntry
-	nil,                                   // 16: atoll.v1.CreateEnvironmentRequest.LabelsEntry
-	(*Resources)(nil),                     // 17: atoll.v1.Resources
-	(*timestamppb.Timestamp)(nil),         // 18: google.protobuf.Timestamp
-	(*Environment)(nil),                   // 19: atoll.v1.Environment
-	(*fieldmaskpb.FieldMask)(nil),         // 20: google.protobuf.FieldMask
-	(*EnvironmentVersion)(nil),            // 21: atoll.v1.EnvironmentVersion
-	(*Percentages)(nil),                   // 22: atoll.v1.Percentages
-	(*emptypb.Empty)(nil),                 // 23: google.protobuf.Empty
+	(*ExtendEnvironmentRequest)(nil),          // 0: atoll.v1.ExtendEnvironmentRequest
+	(*CheckEnvironmentHealthRequest)(nil),     // 1: atoll.v1.CheckEnvironmentHealthRequest
+	(*EndpointHealth)(nil),                    // 2: atoll.v1.EndpointHealth
+	(*EnvironmentHealth)(nil),                 // 3: atoll.v1.EnvironmentHealth
+	(*ReconcileEnvironmentRequest)(nil),       // 4: atoll.v1.ReconcileEnvironmentRequest
+	(*CleanupFailedEnvironmentsRequest)(nil),  // 5: atoll.v1.CleanupFailedEnvironmentsRequest
+	(*CleanupFailedEnvironmentsResponse)(nil), // 6: atoll.v1.CleanupFailedEnvironmentsResponse
+	(*CreateEnvironmentRequest)(nil),          // 7: atoll.v1.CreateEnvironmentRequest
+	(*GetEnvironmentRequest)(nil),             // 8: atoll.v1.GetEnvironmentRequest
+	(*ListEnvironmentsRequest)(nil),           // 9: atoll.v1.ListEnvironmentsRequest
+	(*ListEnvironmentsResponse)(nil),          // 10: atoll.v1.ListEnvironmentsResponse
+	(*UpdateEnvironmentRequest)(nil),          // 11: atoll.v1.UpdateEnvironmentRequest
+	(*DeleteEnvironmentRequest)(nil),          // 12: atoll.v1.DeleteEnvironmentRequest
+	(*RestoreEnvironmentRequest)(nil),         // 13: atoll.v1.RestoreEnvironmentRequest
+	(*GetEnvironmentHistoryRequest)(nil),      // 14: atoll.v1.GetEnvironmentHistoryRequest
+	(*GetEnvironmentHistoryResponse)(nil),     // 15: atoll.v1.GetEnvironmentHistoryResponse
+	(*GetResourceUsageRequest)(nil),           // 16: atoll.v1.GetResourceUsageRequest
+	(*ResourceUsage)(nil),                     // 17: atoll.v1.ResourceUsage
+	(*StartEnvironmentRequest)(nil),           // 18: atoll.v1.StartEnvironmentRequest
+	(*StopEnvironmentRequest)(nil),            // 19: atoll.v1.StopEnvironmentRequest
+	(*WatchEnvironmentRequest)(nil),           // 20: atoll.v1.WatchEnvironmentRequest
+	(*EnvironmentEvent)(nil),                  // 21: atoll.v1.EnvironmentEvent
+	nil,                                       // 22: atoll.v1.EnvironmentHealth.DetailsEntry
+	nil,                                       // 23: atoll.v1.CreateEnvironmentRequest.VariablesEntry
+	nil,                                       // 24: atoll.v1.CreateEnvironmentRequest.LabelsEntry
+	(*timestamppb.Timestamp)(nil),             // 25: google.protobuf.Timestamp
+	(*Resources)(nil),                         // 26: atoll.v1.Resources
+	(*Environment)(nil),                       // 27: atoll.v1.Environment
+	(*fieldmaskpb.FieldMask)(nil),             // 28: google.protobuf.FieldMask
+	(*EnvironmentVersion)(nil),                // 29: atoll.v1.EnvironmentVersion
+	(*Percentages)(nil),                       // 30: atoll.v1.Percentages
+	(*emptypb.Empty)(nil),                     // 31: google.protobuf.Empty
 }
 var file_atoll_v1_environment_service_proto_depIdxs = []int32{
-	15, // 0: atoll.v1.CreateEnvironmentRequest.variables:type_name -> atoll.v1.CreateEnvironmentRequest.VariablesEntry
-	16, // 1: atoll.v1.CreateEnvironmentRequest.labels:type_name -> atoll.v1.CreateEnvironmentRequest.LabelsEntry
-	17, // 2: atoll.v1.CreateEnvironmentRequest.resource_quota:type_name -> atoll.v1.Resources
-	18, // 3: atoll.v1.ListEnvironmentsRequest.created_after:type_name -> google.protobuf.Timestamp
-	18, // 4: atoll.v1.ListEnvironmentsRequest.created_before:type_name -> google.protobuf.Timestamp
-	19, // 5: atoll.v1.ListEnvironmentsResponse.environments:type_name -> atoll.v1.Environment
-	19, // 6: atoll.v1.UpdateEnvironmentRequest.environment:type_name -> atoll.v1.Environment
-	20, // 7: atoll.v1.UpdateEnvironmentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	21, // 8: atoll.v1.GetEnvironmentHistoryResponse.versions:type_name -> atoll.v1.EnvironmentVersion
-	17, // 9: atoll.v1.ResourceUsage.quota:type_name -> atoll.v1.Resources
-	17, // 10: atoll.v1.ResourceUsage.used:type_name -> atoll.v1.Resources
-	17, // 11: atoll.v1.ResourceUsage.available:type_name -> atoll.v1.Resources
-	22, // 12: atoll.v1.ResourceUsage.utilization_percent:type_name -> atoll.v1.Percentages
-	17, // 13: atoll.v1.ResourceUsage.measured:type_name -> atoll.v1.Resources
-	19, // 14: atoll.v1.EnvironmentEvent.environment:type_name -> atoll.v1.Environment
-	18, // 15: atoll.v1.EnvironmentEvent.timestamp:type_name -> google.protobuf.Timestamp
-	0,  // 16: atoll.v1.EnvironmentService.CreateEnvironment:input_type -> atoll.v1.CreateEnvironmentRequest
-	1,  // 17: atoll.v1.EnvironmentService.GetEnvironment:input_type -> atoll.v1.GetEnvironmentRequest
-	2,  // 18: atoll.v1.EnvironmentService.ListEnvironments:input_type -> atoll.v1.ListEnvironmentsRequest
-	4,  // 19: atoll.v1.EnvironmentService.UpdateEnvironment:input_type -> atoll.v1.UpdateEnvironmentRequest
-	5,  // 20: atoll.v1.EnvironmentService.DeleteEnvironment:input_type -> atoll.v1.DeleteEnvironmentRequest
-	6,  // 21: atoll.v1.EnvironmentService.RestoreEnvironment:input_type -> atoll.v1.RestoreEnvironmentRequest
-	7,  // 22: atoll.v1.EnvironmentService.GetEnvironmentHistory:input_type -> atoll.v1.GetEnvironmentHistoryRequest
-	9,  // 23: atoll.v1.EnvironmentService.GetResourceUsage:input_type -> atoll.v1.GetResourceUsageRequest
-	11, // 24: atoll.v1.EnvironmentService.StartEnvironment:input_type -> atoll.v1.StartEnvironmentRequest
-	12, // 25: atoll.v1.EnvironmentService.StopEnvironment:input_type -> atoll.v1.StopEnvironmentRequest
-	13, // 26: atoll.v1.EnvironmentService.WatchEnvironment:input_type -> atoll.v1.WatchEnvironmentRequest
-	19, // 27: atoll.v1.EnvironmentService.CreateEnvironment:output_type -> atoll.v1.Environment
-	19, // 28: atoll.v1.EnvironmentService.GetEnvironment:output_type -> atoll.v1.Environment
-	3,  // 29: atoll.v1.EnvironmentService.ListEnvironments:output_type -> atoll.v1.ListEnvironmentsResponse
-	19, // 30: atoll.v1.EnvironmentService.UpdateEnvironment:output_type -> atoll.v1.Environment
-	23, // 31: atoll.v1.EnvironmentService.DeleteEnvironment:output_type -> google.protobuf.Empty
-	19, // 32: atoll.v1.EnvironmentService.RestoreEnvironment:output_type -> atoll.v1.Environment
-	8,  // 33: atoll.v1.EnvironmentService.GetEnvironmentHistory:output_type -> atoll.v1.GetEnvironmentHistoryResponse
-	10, // 34: atoll.v1.EnvironmentService.GetResourceUsage:output_type -> atoll.v1.ResourceUsage
-	19, // 35: atoll.v1.EnvironmentService.StartEnvironment:output_type -> atoll.v1.Environment
-	19, // 36: atoll.v1.EnvironmentService.StopEnvironment:output_type -> atoll.v1.Environment
-	14, // 37: atoll.v1.EnvironmentService.WatchEnvironment:output_type -> atoll.v1.EnvironmentEvent
-	27, // [27:38] is the sub-list for method output_type
-	16, // [16:27] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	22, // 0: atoll.v1.EnvironmentHealth.details:type_name -> atoll.v1.EnvironmentHealth.DetailsEntry
+	25, // 1: atoll.v1.EnvironmentHealth.checked_at:type_name -> google.protobuf.Timestamp
+	23, // 2: atoll.v1.CreateEnvironmentRequest.variables:type_name -> atoll.v1.CreateEnvironmentRequest.VariablesEntry
+	24, // 3: atoll.v1.CreateEnvironmentRequest.labels:type_name -> atoll.v1.CreateEnvironmentRequest.LabelsEntry
+	26, // 4: atoll.v1.CreateEnvironmentRequest.resource_quota:type_name -> atoll.v1.Resources
+	25, // 5: atoll.v1.ListEnvironmentsRequest.created_after:type_name -> google.protobuf.Timestamp
+	25, // 6: atoll.v1.ListEnvironmentsRequest.created_before:type_name -> google.protobuf.Timestamp
+	27, // 7: atoll.v1.ListEnvironmentsResponse.environments:type_name -> atoll.v1.Environment
+	27, // 8: atoll.v1.UpdateEnvironmentRequest.environment:type_name -> atoll.v1.Environment
+	28, // 9: atoll.v1.UpdateEnvironmentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 10: atoll.v1.GetEnvironmentHistoryResponse.versions:type_name -> atoll.v1.EnvironmentVersion
+	26, // 11: atoll.v1.ResourceUsage.quota:type_name -> atoll.v1.Resources
+	26, // 12: atoll.v1.ResourceUsage.used:type_name -> atoll.v1.Resources
+	26, // 13: atoll.v1.ResourceUsage.available:type_name -> atoll.v1.Resources
+	30, // 14: atoll.v1.ResourceUsage.utilization_percent:type_name -> atoll.v1.Percentages
+	26, // 15: atoll.v1.ResourceUsage.measured:type_name -> atoll.v1.Resources
+	27, // 16: atoll.v1.EnvironmentEvent.environment:type_name -> atoll.v1.Environment
+	25, // 17: atoll.v1.EnvironmentEvent.timestamp:type_name -> google.protobuf.Timestamp
+	2,  // 18: atoll.v1.EnvironmentHealth.DetailsEntry.value:type_name -> atoll.v1.EndpointHealth
+	7,  // 19: atoll.v1.EnvironmentService.CreateEnvironment:input_type -> atoll.v1.CreateEnvironmentRequest
+	8,  // 20: atoll.v1.EnvironmentService.GetEnvironment:input_type -> atoll.v1.GetEnvironmentRequest
+	9,  // 21: atoll.v1.EnvironmentService.ListEnvironments:input_type -> atoll.v1.ListEnvironmentsRequest
+	11, // 22: atoll.v1.EnvironmentService.UpdateEnvironment:input_type -> atoll.v1.UpdateEnvironmentRequest
+	12, // 23: atoll.v1.EnvironmentService.DeleteEnvironment:input_type -> atoll.v1.DeleteEnvironmentRequest
+	13, // 24: atoll.v1.EnvironmentService.RestoreEnvironment:input_type -> atoll.v1.RestoreEnvironmentRequest
+	14, // 25: atoll.v1.EnvironmentService.GetEnvironmentHistory:input_type -> atoll.v1.GetEnvironmentHistoryRequest
+	16, // 26: atoll.v1.EnvironmentService.GetResourceUsage:input_type -> atoll.v1.GetResourceUsageRequest
+	18, // 27: atoll.v1.EnvironmentService.StartEnvironment:input_type -> atoll.v1.StartEnvironmentRequest
+	19, // 28: atoll.v1.EnvironmentService.StopEnvironment:input_type -> atoll.v1.StopEnvironmentRequest
+	20, // 29: atoll.v1.EnvironmentService.WatchEnvironment:input_type -> atoll.v1.WatchEnvironmentRequest
+	0,  // 30: atoll.v1.EnvironmentService.ExtendEnvironment:input_type -> atoll.v1.ExtendEnvironmentRequest
+	1,  // 31: atoll.v1.EnvironmentService.CheckEnvironmentHealth:input_type -> atoll.v1.CheckEnvironmentHealthRequest
+	4,  // 32: atoll.v1.EnvironmentService.ReconcileEnvironment:input_type -> atoll.v1.ReconcileEnvironmentRequest
+	5,  // 33: atoll.v1.EnvironmentService.CleanupFailedEnvironments:input_type -> atoll.v1.CleanupFailedEnvironmentsRequest
+	27, // 34: atoll.v1.EnvironmentService.CreateEnvironment:output_type -> atoll.v1.Environment
+	27, // 35: atoll.v1.EnvironmentService.GetEnvironment:output_type -> atoll.v1.Environment
+	10, // 36: atoll.v1.EnvironmentService.ListEnvironments:output_type -> atoll.v1.ListEnvironmentsResponse
+	27, // 37: atoll.v1.EnvironmentService.UpdateEnvironment:output_type -> atoll.v1.Environment
+	31, // 38: atoll.v1.EnvironmentService.DeleteEnvironment:output_type -> google.protobuf.Empty
+	27, // 39: atoll.v1.EnvironmentService.RestoreEnvironment:output_type -> atoll.v1.Environment
+	15, // 40: atoll.v1.EnvironmentService.GetEnvironmentHistory:output_type -> atoll.v1.GetEnvironmentHistoryResponse
+	17, // 41: atoll.v1.EnvironmentService.GetResourceUsage:output_type -> atoll.v1.ResourceUsage
+	27, // 42: atoll.v1.EnvironmentService.StartEnvironment:output_type -> atoll.v1.Environment
+	27, // 43: atoll.v1.EnvironmentService.StopEnvironment:output_type -> atoll.v1.Environment
+	21, // 44: atoll.v1.EnvironmentService.WatchEnvironment:output_type -> atoll.v1.EnvironmentEvent
+	27, // 45: atoll.v1.EnvironmentService.ExtendEnvironment:output_type -> atoll.v1.Environment
+	3,  // 46: atoll.v1.EnvironmentService.CheckEnvironmentHealth:output_type -> atoll.v1.EnvironmentHealth
+	27, // 47: atoll.v1.EnvironmentService.ReconcileEnvironment:output_type -> atoll.v1.Environment
+	6,  // 48: atoll.v1.EnvironmentService.CleanupFailedEnvironments:output_type -> atoll.v1.CleanupFailedEnvironmentsResponse
+	34, // [34:49] is the sub-list for method output_type
+	19, // [19:34] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_environment_service_proto_init() }
@@ -1188,7 +1629,7 @@ func file_atoll_v1_environment_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_environment_service_proto_rawDesc), len(file_atoll_v1_environment_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,17 +20,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EnvironmentService_CreateEnvironment_FullMethodName     = "/atoll.v1.EnvironmentService/CreateEnvironment"
-	EnvironmentService_GetEnvironment_FullMethodName        = "/atoll.v1.EnvironmentService/GetEnvironment"
-	EnvironmentService_ListEnvironments_FullMethodName      = "/atoll.v1.EnvironmentService/ListEnvironments"
-	EnvironmentService_UpdateEnvironment_FullMethodName     = "/atoll.v1.EnvironmentService/UpdateEnvironment"
-	EnvironmentService_DeleteEnvironment_FullMethodName     = "/atoll.v1.EnvironmentService/DeleteEnvironment"
-	EnvironmentService_RestoreEnvironment_FullMethodName    = "/atoll.v1.EnvironmentService/RestoreEnvironment"
-	EnvironmentService_GetEnvironmentHistory_FullMethodName = "/atoll.v1.EnvironmentService/GetEnvironmentHistory"
-	EnvironmentService_GetResourceUsage_FullMethodName      = "/atoll.v1.EnvironmentService/GetResourceUsage"
-	EnvironmentService_StartEnvironment_FullMethodName      = "/atoll.v1.EnvironmentService/StartEnvironment"
-	EnvironmentService_StopEnvironment_FullMethodName       = "/atoll.v1.EnvironmentService/StopEnvironment"
-	EnvironmentService_WatchEnvironment_FullMethodName      = "/atoll.v1.EnvironmentService/WatchEnvironment"
+	EnvironmentService_CreateEnvironment_FullMethodName         = "/atoll.v1.EnvironmentService/CreateEnvironment"
+	EnvironmentService_GetEnvironment_FullMethodName            = "/atoll.v1.EnvironmentService/GetEnvironment"
+	EnvironmentService_ListEnvironments_FullMethodName          = "/atoll.v1.EnvironmentService/ListEnvironments"
+	EnvironmentService_UpdateEnvironment_FullMethodName         = "/atoll.v1.EnvironmentService/UpdateEnvironment"
+	EnvironmentService_DeleteEnvironment_FullMethodName         = "/atoll.v1.EnvironmentService/DeleteEnvironment"
+	EnvironmentService_RestoreEnvironment_FullMethodName        = "/atoll.v1.EnvironmentService/RestoreEnvironment"
+	EnvironmentService_GetEnvironmentHistory_FullMethodName     = "/atoll.v1.EnvironmentService/GetEnvironmentHistory"
+	EnvironmentService_GetResourceUsage_FullMethodName          = "/atoll.v1.EnvironmentService/GetResourceUsage"
+	EnvironmentService_StartEnvironment_FullMethodName          = "/atoll.v1.EnvironmentService/StartEnvironment"
+	EnvironmentService_StopEnvironment_FullMethodName           = "/atoll.v1.EnvironmentService/StopEnvironment"
+	EnvironmentService_WatchEnvironment_FullMethodName          = "/atoll.v1.EnvironmentService/WatchEnvironment"
+	EnvironmentService_ExtendEnvironment_FullMethodName         = "/atoll.v1.EnvironmentService/ExtendEnvironment"
+	EnvironmentService_CheckEnvironmentHealth_FullMethodName    = "/atoll.v1.EnvironmentService/CheckEnvironmentHealth"
+	EnvironmentService_ReconcileEnvironment_FullMethodName      = "/atoll.v1.EnvironmentService/ReconcileEnvironment"
+	EnvironmentService_CleanupFailedEnvironments_FullMethodName = "/atoll.v1.EnvironmentService/CleanupFailedEnvironments"
 )
 
 // EnvironmentServiceClient is the client API for EnvironmentService service.
@@ -54,6 +58,14 @@ type EnvironmentServiceClient interface {
 	// environment of a project. REST clients use the SSE route
 	// GET /v1/environments/{environment_id}/watch (or /v1/environments/-/watch?projectId=).
 	WatchEnvironment(ctx context.Context, in *WatchEnvironmentRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EnvironmentEvent], error)
+	// ExtendEnvironment pushes expiresAt back by a duration (from now if it had none).
+	ExtendEnvironment(ctx context.Context, in *ExtendEnvironmentRequest, opts ...grpc.CallOption) (*Environment, error)
+	// CheckEnvironmentHealth probes every public endpoint of the environment's apps.
+	CheckEnvironmentHealth(ctx context.Context, in *CheckEnvironmentHealthRequest, opts ...grpc.CallOption) (*EnvironmentHealth, error)
+	// ReconcileEnvironment derives the environment's status again from its instances.
+	ReconcileEnvironment(ctx context.Context, in *ReconcileEnvironmentRequest, opts ...grpc.CallOption) (*Environment, error)
+	// CleanupFailedEnvironments deletes (force) every environment in ERROR.
+	CleanupFailedEnvironments(ctx context.Context, in *CleanupFailedEnvironmentsRequest, opts ...grpc.CallOption) (*CleanupFailedEnvironmentsResponse, error)
 }
 
 type environmentServiceClient struct {
@@ -183,6 +195,46 @@ func (c *environmentServiceClient) WatchEnvironment(ctx context.Context, in *Wat
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EnvironmentService_WatchEnvironmentClient = grpc.ServerStreamingClient[EnvironmentEvent]
 
+func (c *environmentServiceClient) ExtendEnvironment(ctx context.Context, in *ExtendEnvironmentRequest, opts ...grpc.CallOption) (*Environment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Environment)
+	err := c.cc.Invoke(ctx, EnvironmentService_ExtendEnvironment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) CheckEnvironmentHealth(ctx context.Context, in *CheckEnvironmentHealthRequest, opts ...grpc.CallOption) (*EnvironmentHealth, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnvironmentHealth)
+	err := c.cc.Invoke(ctx, EnvironmentService_CheckEnvironmentHealth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) ReconcileEnvironment(ctx context.Context, in *ReconcileEnvironmentRequest, opts ...grpc.CallOption) (*Environment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Environment)
+	err := c.cc.Invoke(ctx, EnvironmentService_ReconcileEnvironment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) CleanupFailedEnvironments(ctx context.Context, in *CleanupFailedEnvironmentsRequest, opts ...grpc.CallOption) (*CleanupFailedEnvironmentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CleanupFailedEnvironmentsResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_CleanupFailedEnvironments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EnvironmentServiceServer is the server API for EnvironmentService service.
 // All implementations must embed UnimplementedEnvironmentServiceServer
 // for forward compatibility.
@@ -204,6 +256,14 @@ type EnvironmentServiceServer interface {
 	// environment of a project. REST clients use the SSE route
 	// GET /v1/environments/{environment_id}/watch (or /v1/environments/-/watch?projectId=).
 	WatchEnvironment(*WatchEnvironmentRequest, grpc.ServerStreamingServer[EnvironmentEvent]) error
+	// ExtendEnvironment pushes expiresAt back by a duration (from now if it had none).
+	ExtendEnvironment(context.Context, *ExtendEnvironmentRequest) (*Environment, error)
+	// CheckEnvironmentHealth probes every public endpoint of the environment's apps.
+	CheckEnvironmentHealth(context.Context, *CheckEnvironmentHealthRequest) (*EnvironmentHealth, error)
+	// ReconcileEnvironment derives the environment's status again from its instances.
+	ReconcileEnvironment(context.Context, *ReconcileEnvironmentRequest) (*Environment, error)
+	// CleanupFailedEnvironments deletes (force) every environment in ERROR.
+	CleanupFailedEnvironments(context.Context, *CleanupFailedEnvironmentsRequest) (*CleanupFailedEnvironmentsResponse, error)
 	mustEmbedUnimplementedEnvironmentServiceServer()
 }
 
@@ -246,6 +306,18 @@ func (UnimplementedEnvironmentServiceServer) StopEnvironment(context.Context, *S
 }
 func (UnimplementedEnvironmentServiceServer) WatchEnvironment(*WatchEnvironmentRequest, grpc.ServerStreamingServer[EnvironmentEvent]) error {
 	return status.Error(codes.Unimplemented, "method WatchEnvironment not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) ExtendEnvironment(context.Context, *ExtendEnvironmentRequest) (*Environment, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExtendEnvironment not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) CheckEnvironmentHealth(context.Context, *CheckEnvironmentHealthRequest) (*EnvironmentHealth, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckEnvironmentHealth not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) ReconcileEnvironment(context.Context, *ReconcileEnvironmentRequest) (*Environment, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReconcileEnvironment not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) CleanupFailedEnvironments(context.Context, *CleanupFailedEnvironmentsRequest) (*CleanupFailedEnvironmentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CleanupFailedEnvironments not implemented")
 }
 func (UnimplementedEnvironmentServiceServer) mustEmbedUnimplementedEnvironmentServiceServer() {}
 func (UnimplementedEnvironmentServiceServer) testEmbeddedByValue()                            {}
@@ -459,6 +531,78 @@ func _EnvironmentService_WatchEnvironment_Handler(srv interface{}, stream grpc.S
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EnvironmentService_WatchEnvironmentServer = grpc.ServerStreamingServer[EnvironmentEvent]
 
+func _EnvironmentService_ExtendEnvironment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExtendEnvironmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).ExtendEnvironment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_ExtendEnvironment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).ExtendEnvironment(ctx, req.(*ExtendEnvironmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_CheckEnvironmentHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckEnvironmentHealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).CheckEnvironmentHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_CheckEnvironmentHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).CheckEnvironmentHealth(ctx, req.(*CheckEnvironmentHealthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_ReconcileEnvironment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconcileEnvironmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).ReconcileEnvironment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_ReconcileEnvironment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).ReconcileEnvironment(ctx, req.(*ReconcileEnvironmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_CleanupFailedEnvironments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CleanupFailedEnvironmentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).CleanupFailedEnvironments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_CleanupFailedEnvironments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).CleanupFailedEnvironments(ctx, req.(*CleanupFailedEnvironmentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EnvironmentService_ServiceDesc is the grpc.ServiceDesc for EnvironmentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -505,6 +649,22 @@ var EnvironmentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StopEnvironment",
 			Handler:    _EnvironmentService_StopEnvironment_Handler,
+		},
+		{
+			MethodName: "ExtendEnvironment",
+			Handler:    _EnvironmentService_ExtendEnvironment_Handler,
+		},
+		{
+			MethodName: "CheckEnvironmentHealth",
+			Handler:    _EnvironmentService_CheckEnvironmentHealth_Handler,
+		},
+		{
+			MethodName: "ReconcileEnvironment",
+			Handler:    _EnvironmentService_ReconcileEnvironment_Handler,
+		},
+		{
+			MethodName: "CleanupFailedEnvironments",
+			Handler:    _EnvironmentService_CleanupFailedEnvironments_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
