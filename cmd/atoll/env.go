@@ -20,6 +20,7 @@ func envCommand() *command {
 	return group("env", "manage environments",
 		envCreate(), envGet(), envList(), envUpdate(), envDelete(), envRestore(),
 		envHistory(), envUsage(), envStart(), envStop(), envWatch(),
+		envExtend(), envHealth(), envReconcile(), envCleanupFailed(),
 	)
 }
 
