@@ -70,7 +70,9 @@ func envReconcile() *command {
 			if err != nil {
 				return err
 			}
-			return c.print(e, func(w io.Writer) { fmt.Fprintf(w, "environment %s (%s): %s %s\n", e.Name, e.Id, e.Status, e.StatusMessage) })
+			return c.print(e, func(w io.Writer) {
+				fmt.Fprintf(w, "environment %s (%s): %s %s\n", e.Name, e.Id, e.Status, e.StatusMessage)
+			})
 		}
 	})
 }
