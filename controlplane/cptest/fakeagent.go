@@ -70,7 +70,7 @@ func (c *Cluster) NewFakeAgent(cfg FakeAgentConfig) *FakeAgent {
 	a.nextPort.Store(20000)
 	c.t.Cleanup(a.shutdown)
 	a.start()
-	a.WaitUntil(30*time.Second, "agent "+cfg.Name+" registered", func() bool { return a.live })
+	a.WaitUntil(30*time.Second, "agent "+cfg.Name+" registered", a.connected)
 	return a
 }
 
@@ -146,20 +146,27 @@ func (a *FakeAgent) Reconnect() {
 	want := a.sessions + 1
 	a.mu.Unlock()
 	a.start()
-	a.WaitUntil(30*time.Second, fmt.Sprintf("agent %s session %d", a.cfg.Name, want), func() bool { return a.live && a.sessions >= want })
+	a.WaitUntil(30*time.Second, fmt.Sprintf("agent %s session %d", a.cfg.Name, want), func() bool { return a.connected() && a.Sessions() >= want })
 }
 
-// WaitUntil blocks until cond holds (evaluated with the agent's lock held,
-// after every change of the agent) or fails the test after timeout.
+// connected reports whether a session is established now.
+func (a *FakeAgent) connected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.live
+}
+
+// WaitUntil blocks until cond holds (evaluated again after every change of
+// the agent; it may call the agent's methods) or fails the test after timeout.
 func (a *FakeAgent) WaitUntil(timeout time.Duration, what string, cond func() bool) {
 	a.t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		a.mu.Lock()
-		ok, ch := cond(), a.changed
+		ch := a.changed
 		a.mu.Unlock()
-		if ok {
+		if cond() {
 			return
 		}
 		select {
@@ -173,7 +180,7 @@ func (a *FakeAgent) WaitUntil(timeout time.Duration, what string, cond func() bo
 // WaitInstances waits until the agent runs exactly the given number of instances.
 func (a *FakeAgent) WaitInstances(timeout time.Duration, n int) {
 	a.t.Helper()
-	a.WaitUntil(timeout, fmt.Sprintf("agent %s running %d instances", a.cfg.Name, n), func() bool { return len(a.running) == n })
+	a.WaitUntil(timeout, fmt.Sprintf("agent %s running %d instances", a.cfg.Name, n), func() bool { return len(a.Instances()) == n })
 }
 
 func (a *FakeAgent) notifyLocked() {
