@@ -134,7 +134,7 @@ func (f *schedFixture) registry(t *testing.T) *prometheus.Registry {
 }
 
 // metricValue sums a metric family's samples whose labels include want.
-func schedMetric(t *testing.T, r *prometheus.Registry, name string, want map[string]string) float64 {
+func schedMetric(t testing.TB, r *prometheus.Registry, name string, want map[string]string) float64 {
 	t.Helper()
 	mfs, err := r.Gather()
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 // maxPlanPlacements bounds the placements of one ApplyPlan command: a big
 // evaluation is committed as several commands (stops first), so no raft
 // entry grows without bound and followers apply it in steps.
-const maxPlanPlacements = 4096
+const maxPlanPlacements = 16384
 
 // schedulerLoop runs on the leader: whenever apps, instances or nodes
 // change, it computes a plan on a snapshot and commits it through raft. The

@@ -115,17 +115,24 @@ func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
 	}
 	// Capacity re-check per node: what stays + what is placed <= allocatable.
 	add := map[string]quota.Vec{}
+	checkedNode, checkedApp := map[string]bool{}, map[string]bool{}
 	for _, in := range c.Place {
-		n := a.tx.Node(in.NodeId)
-		if n == nil || n.Status != atollv1.NodeStatus_NODE_READY {
-			return apierr.Aborted("stale plan: node %s is not ready", in.NodeId)
+		if !checkedNode[in.NodeId] {
+			n := a.tx.Node(in.NodeId)
+			if n == nil || n.Status != atollv1.NodeStatus_NODE_READY {
+				return apierr.Aborted("stale plan: node %s is not ready", in.NodeId)
+			}
+			checkedNode[in.NodeId] = true
+		}
+		if !checkedApp[in.AppId] {
+			app := a.tx.App(in.AppId)
+			if app == nil || app.IsDeleted {
+				return apierr.Aborted("stale plan: app %s is gone", in.AppId)
+			}
+			checkedApp[in.AppId] = true
 		}
 		if a.tx.Instance(in.Id) != nil {
 			return apierr.Aborted("stale plan: instance %s exists", in.Id)
-		}
-		app := a.tx.App(in.AppId)
-		if app == nil || app.IsDeleted {
-			return apierr.Aborted("stale plan: app %s is gone", in.AppId)
 		}
 		add[in.NodeId] = add[in.NodeId].Add(quota.Of(in.Resources))
 	}
