@@ -179,6 +179,9 @@ func (d *dispatcher) recvLoop(ctx context.Context, stream atollv1.AgentService_S
 		d.mu.Lock()
 		d.heartbeats[nodeID] = time.Now()
 		d.mu.Unlock()
+		if err := d.reviveIfDown(nodeID); err != nil && !d.s.IsLeader() {
+			return errNotLeader
+		}
 		switch msg := m.Msg.(type) {
 		case *atollv1.AgentMessage_Status:
 			if len(msg.Status.Instances) == 0 {
@@ -195,6 +198,22 @@ func (d *dispatcher) recvLoop(ctx context.Context, stream atollv1.AgentService_S
 			d.recordUsage(nodeID, msg.Usage)
 		}
 	}
+}
+
+// reviveIfDown marks a DOWN node READY again (DRAINING if drained) when its
+// agent speaks on a session that outlived the TTL: its lost instances were
+// replaced meanwhile and the session's diffs remove them from the agent.
+func (d *dispatcher) reviveIfDown(nodeID string) error {
+	st, _ := d.s.fsm.State()
+	if n := st.Snapshot().Node(nodeID); n == nil || n.Status != atollv1.NodeStatus_NODE_DOWN {
+		return nil
+	}
+	_, err := d.s.applySystem(&atollv1.Command{Actor: "system:health", Cmd: &atollv1.Command_SetNodeStatus{SetNodeStatus: &atollv1.SetNodeStatusCmd{
+		NodeId: nodeID, Status: atollv1.NodeStatus_NODE_READY}}})
+	if err != nil {
+		d.s.log.Warn("mark node ready again", "node", nodeID, "err", err)
+	}
+	return err
 }
 
 func (d *dispatcher) recordUsage(nodeID string, u *atollv1.UsageReport) {

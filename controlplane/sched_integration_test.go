@@ -318,3 +318,30 @@ func TestSchedRollingUpdate(t *testing.T) {
 		}
 	}
 }
+
+// The agent's heartbeats resume on the session that outlived the TTL (a
+// stalled agent, not a restarted one): the node is READY again and the
+// session's diffs remove the instances that were replaced meanwhile.
+func TestSchedHostLossHeartbeatsResumeOnSameSession(t *testing.T) {
+	f := newSchedFixture(t, 3, nil)
+	agents := []*cptest.FakeAgent{f.agent("host-a", 2000, 4096), f.agent("host-b", 2000, 4096)}
+	web := f.createApp(t, "web", 2, "500m", "256Mi")
+	f.waitSettled(t, web.Id, 2)
+	victim := busiest(f.snap(), agents...)
+	node := victim.NodeID()
+	victim.PauseHeartbeats()
+	f.c.WaitState(schedWait, "node down and replaced", func(tx *state.Txn) bool {
+		n := tx.Node(node)
+		return n != nil && n.Status == atollv1.NodeStatus_NODE_DOWN && countApp(tx, web.Id).byNode[node] == 0 && settled(tx, web.Id, 2)
+	})
+	sessions := victim.Sessions()
+	victim.Resume()
+	victim.WaitInstances(schedWait, 0)
+	f.c.WaitState(schedWait, "node ready again, no duplicates", func(tx *state.Txn) bool {
+		n := tx.Node(node)
+		return n != nil && n.Status == atollv1.NodeStatus_NODE_READY && settled(tx, web.Id, 2)
+	})
+	if victim.Sessions() != sessions {
+		t.Fatalf("the agent reconnected (%d -> %d sessions); the test wants the same session", sessions, victim.Sessions())
+	}
+}
