@@ -81,6 +81,7 @@ func NewGateway(ctx context.Context, grpcAddr string, gatherer prometheus.Gather
 		atollv1.RegisterOperatorServiceHandler, atollv1.RegisterAppServiceHandler,
 		atollv1.RegisterVolumeServiceHandler, atollv1.RegisterVariableSetServiceHandler,
 		atollv1.RegisterFileServiceHandler, atollv1.RegisterNodeServiceHandler,
+		atollv1.RegisterReleaseServiceHandler, atollv1.RegisterBlueprintServiceHandler,
 	} {
 		if err := reg(ctx, gw, conn); err != nil {
 			return nil, err

@@ -97,6 +97,8 @@ func (s *Services) Register(g *grpc.Server) {
 	atollv1.RegisterVariableSetServiceServer(g, &varSetService{Services: s})
 	atollv1.RegisterFileServiceServer(g, &fileService{Services: s})
 	atollv1.RegisterNodeServiceServer(g, &nodeService{Services: s})
+	atollv1.RegisterReleaseServiceServer(g, &releaseService{Services: s})
+	atollv1.RegisterBlueprintServiceServer(g, &blueprintService{Services: s})
 }
 
 func (s *Services) snap() *state.Txn {

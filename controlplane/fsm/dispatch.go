@@ -93,6 +93,20 @@ func (a *applier) dispatch() (string, proto.Message, error) {
 	case *atollv1.Command_ReconcileEnvironment:
 		v, err := a.applyReconcileEnvironment(c.ReconcileEnvironment)
 		return "reconcile_environment", v, err
+	case *atollv1.Command_CreateRelease:
+		v, err := a.applyCreateRelease(c.CreateRelease)
+		return "create_release", v, err
+	case *atollv1.Command_DeployRelease:
+		v, err := a.applyDeployRelease(c.DeployRelease)
+		return "deploy_release", v, err
+	case *atollv1.Command_UndeployApp:
+		v, err := a.applyUndeployApp(c.UndeployApp)
+		return "undeploy_app", v, err
+	case *atollv1.Command_CreateBlueprint:
+		v, err := a.applyCreateBlueprint(c.CreateBlueprint)
+		return "create_blueprint", v, err
+	case *atollv1.Command_DeleteBlueprint:
+		return "delete_blueprint", nil, a.applyDeleteBlueprint(c.DeleteBlueprint)
 	case *atollv1.Command_ExpireEnvironments:
 		return "expire_environments", nil, a.applyExpireEnvironments(c.ExpireEnvironments)
 	}

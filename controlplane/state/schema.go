@@ -26,11 +26,15 @@ const (
 	TableVolumes       = "volumes"
 	TableVariableSets  = "variable_sets"
 	TableFiles         = "files"
+	TableReleases      = "releases"
+	TableDeployments   = "deployments"
+	TableBlueprints    = "blueprints"
 )
 
 // Tables lists every table in snapshot order.
 var Tables = []string{TableMeta, TableServers, TableOrganizations, TableProjects, TableTokens, TableEnvironments, TableEnvVersions, TableEvents,
-	TableNodes, TableApps, TableInstances, TableVolumes, TableVariableSets, TableFiles}
+	TableNodes, TableApps, TableInstances, TableVolumes, TableVariableSets, TableFiles,
+	TableReleases, TableDeployments, TableBlueprints}
 
 func id(field string) *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}
@@ -91,6 +95,9 @@ func schema() *memdb.DBSchema {
 		TableVolumes:      {Name: TableVolumes, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
 		TableVariableSets: {Name: TableVariableSets, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
 		TableFiles:        {Name: TableFiles, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
+		TableReleases:     {Name: TableReleases, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "project": byField("project", "ProjectId")}},
+		TableDeployments:  {Name: TableDeployments, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvironmentId")}},
+		TableBlueprints:   {Name: TableBlueprints, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "org": byField("org", "OrgId")}},
 		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
 		}},

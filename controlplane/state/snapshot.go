@@ -143,6 +143,12 @@ func decodeObject(table string, b []byte) (any, error) {
 		m = &atollv1.VariableSet{}
 	case TableFiles:
 		m = &atollv1.File{}
+	case TableReleases:
+		m = &atollv1.Release{}
+	case TableDeployments:
+		m = &atollv1.Deployment{}
+	case TableBlueprints:
+		m = &atollv1.Blueprint{}
 	default:
 		return nil, fmt.Errorf("%w: unknown table %q", ErrBadSnapshot, table)
 	}

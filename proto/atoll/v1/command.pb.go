@@ -61,6 +61,11 @@ type Command struct {
 	//	*Command_ApplyPlan
 	//	*Command_UpdateInstances
 	//	*Command_ReconcileEnvironment
+	//	*Command_CreateRelease
+	//	*Command_DeployRelease
+	//	*Command_UndeployApp
+	//	*Command_CreateBlueprint
+	//	*Command_DeleteBlueprint
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -376,6 +381,51 @@ func (x *Command) GetReconcileEnvironment() *ReconcileEnvironmentCmd {
 	return nil
 }
 
+func (x *Command) GetCreateRelease() *CreateReleaseCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_CreateRelease); ok {
+			return x.CreateRelease
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeployRelease() *DeployReleaseCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeployRelease); ok {
+			return x.DeployRelease
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetUndeployApp() *UndeployAppCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_UndeployApp); ok {
+			return x.UndeployApp
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetCreateBlueprint() *CreateBlueprintCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_CreateBlueprint); ok {
+			return x.CreateBlueprint
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteBlueprint() *DeleteBlueprintCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_DeleteBlueprint); ok {
+			return x.DeleteBlueprint
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -492,6 +542,26 @@ type Command_ReconcileEnvironment struct {
 	ReconcileEnvironment *ReconcileEnvironmentCmd `protobuf:"bytes,37,opt,name=reconcile_environment,json=reconcileEnvironment,proto3,oneof"`
 }
 
+type Command_CreateRelease struct {
+	CreateRelease *CreateReleaseCmd `protobuf:"bytes,38,opt,name=create_release,json=createRelease,proto3,oneof"`
+}
+
+type Command_DeployRelease struct {
+	DeployRelease *DeployReleaseCmd `protobuf:"bytes,39,opt,name=deploy_release,json=deployRelease,proto3,oneof"`
+}
+
+type Command_UndeployApp struct {
+	UndeployApp *UndeployAppCmd `protobuf:"bytes,40,opt,name=undeploy_app,json=undeployApp,proto3,oneof"`
+}
+
+type Command_CreateBlueprint struct {
+	CreateBlueprint *CreateBlueprintCmd `protobuf:"bytes,41,opt,name=create_blueprint,json=createBlueprint,proto3,oneof"`
+}
+
+type Command_DeleteBlueprint struct {
+	DeleteBlueprint *DeleteBlueprintCmd `protobuf:"bytes,42,opt,name=delete_blueprint,json=deleteBlueprint,proto3,oneof"`
+}
+
 func (*Command_UpsertServer) isCommand_Cmd() {}
 
 func (*Command_CreateOrganization) isCommand_Cmd() {}
@@ -547,6 +617,16 @@ func (*Command_ApplyPlan) isCommand_Cmd() {}
 func (*Command_UpdateInstances) isCommand_Cmd() {}
 
 func (*Command_ReconcileEnvironment) isCommand_Cmd() {}
+
+func (*Command_CreateRelease) isCommand_Cmd() {}
+
+func (*Command_DeployRelease) isCommand_Cmd() {}
+
+func (*Command_UndeployApp) isCommand_Cmd() {}
+
+func (*Command_CreateBlueprint) isCommand_Cmd() {}
+
+func (*Command_DeleteBlueprint) isCommand_Cmd() {}
 
 type UpsertServerCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -953,7 +1033,13 @@ type CreateEnvironmentCmd struct {
 	Environment *Environment           `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
 	// The slug was derived from the name: the state machine appends -2, -3, ...
 	// until it is unique in the project, instead of refusing it.
-	SlugDerived   bool `protobuf:"varint,2,opt,name=slug_derived,json=slugDerived,proto3" json:"slug_derived,omitempty"`
+	SlugDerived bool `protobuf:"varint,2,opt,name=slug_derived,json=slugDerived,proto3" json:"slug_derived,omitempty"`
+	// Objects instantiated from a blueprint, created with the environment in
+	// the same apply (all or nothing). Ids and env ids are set.
+	Volumes       []*Volume      `protobuf:"bytes,3,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	VariableSets  []*VariableSet `protobuf:"bytes,4,rep,name=variable_sets,json=variableSets,proto3" json:"variable_sets,omitempty"`
+	Files         []*File        `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
+	Apps          []*App         `protobuf:"bytes,6,rep,name=apps,proto3" json:"apps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1000,6 +1086,34 @@ func (x *CreateEnvironmentCmd) GetSlugDerived() bool {
 		return x.SlugDerived
 	}
 	return false
+}
+
+func (x *CreateEnvironmentCmd) GetVolumes() []*Volume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *CreateEnvironmentCmd) GetVariableSets() []*VariableSet {
+	if x != nil {
+		return x.VariableSets
+	}
+	return nil
+}
+
+func (x *CreateEnvironmentCmd) GetFiles() []*File {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *CreateEnvironmentCmd) GetApps() []*App {
+	if x != nil {
+		return x.Apps
+	}
+	return nil
 }
 
 type UpdateEnvironmentCmd struct {
@@ -1964,6 +2078,260 @@ func (x *ReconcileEnvironmentCmd) GetEnvironmentId() string {
 	return ""
 }
 
+type CreateReleaseCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Release       *Release               `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateReleaseCmd) Reset() {
+	*x = CreateReleaseCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateReleaseCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateReleaseCmd) ProtoMessage() {}
+
+func (x *CreateReleaseCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateReleaseCmd.ProtoReflect.Descriptor instead.
+func (*CreateReleaseCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateReleaseCmd) GetRelease() *Release {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+// DeployReleaseCmd creates (app set, version 0) or updates (app set with the
+// current version as expected_version) the app, and records the deployment.
+type DeployReleaseCmd struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	App             *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Create          bool                   `protobuf:"varint,2,opt,name=create,proto3" json:"create,omitempty"`
+	ExpectedVersion int64                  `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	Deployment      *Deployment            `protobuf:"bytes,4,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeployReleaseCmd) Reset() {
+	*x = DeployReleaseCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeployReleaseCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeployReleaseCmd) ProtoMessage() {}
+
+func (x *DeployReleaseCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeployReleaseCmd.ProtoReflect.Descriptor instead.
+func (*DeployReleaseCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeployReleaseCmd) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+func (x *DeployReleaseCmd) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+func (x *DeployReleaseCmd) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *DeployReleaseCmd) GetDeployment() *Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
+type UndeployAppCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AppId         string                 `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	Deployment    *Deployment            `protobuf:"bytes,2,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndeployAppCmd) Reset() {
+	*x = UndeployAppCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndeployAppCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndeployAppCmd) ProtoMessage() {}
+
+func (x *UndeployAppCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndeployAppCmd.ProtoReflect.Descriptor instead.
+func (*UndeployAppCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UndeployAppCmd) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *UndeployAppCmd) GetDeployment() *Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
+type CreateBlueprintCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Blueprint     *Blueprint             `protobuf:"bytes,1,opt,name=blueprint,proto3" json:"blueprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBlueprintCmd) Reset() {
+	*x = CreateBlueprintCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBlueprintCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBlueprintCmd) ProtoMessage() {}
+
+func (x *CreateBlueprintCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBlueprintCmd.ProtoReflect.Descriptor instead.
+func (*CreateBlueprintCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CreateBlueprintCmd) GetBlueprint() *Blueprint {
+	if x != nil {
+		return x.Blueprint
+	}
+	return nil
+}
+
+type DeleteBlueprintCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BlueprintId   string                 `protobuf:"bytes,1,opt,name=blueprint_id,json=blueprintId,proto3" json:"blueprint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBlueprintCmd) Reset() {
+	*x = DeleteBlueprintCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBlueprintCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBlueprintCmd) ProtoMessage() {}
+
+func (x *DeleteBlueprintCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBlueprintCmd.ProtoReflect.Descriptor instead.
+func (*DeleteBlueprintCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DeleteBlueprintCmd) GetBlueprintId() string {
+	if x != nil {
+		return x.BlueprintId
+	}
+	return ""
+}
+
 // ApplyError is how the state machine refuses a command; mapped to a gRPC status.
 type ApplyError struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1979,7 +2347,7 @@ type ApplyError struct {
 
 func (x *ApplyError) Reset() {
 	*x = ApplyError{}
-	mi := &file_atoll_v1_command_proto_msgTypes[29]
+	mi := &file_atoll_v1_command_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2359,7 @@ func (x *ApplyError) String() string {
 func (*ApplyError) ProtoMessage() {}
 
 func (x *ApplyError) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[29]
+	mi := &file_atoll_v1_command_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2372,7 @@ func (x *ApplyError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyError.ProtoReflect.Descriptor instead.
 func (*ApplyError) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{29}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ApplyError) GetCode() int32 {
@@ -2053,7 +2421,7 @@ var File_atoll_v1_command_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x16atoll/v1/command.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x13atoll/v1/node.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x10\n" +
+	"\x16atoll/v1/command.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x18atoll/v1/blueprint.proto\x1a\x16atoll/v1/release.proto\x1a\x13atoll/v1/node.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x13\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x15\n" +
@@ -2093,7 +2461,12 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"apply_plan\x18# \x01(\v2\x16.atoll.v1.ApplyPlanCmdH\x00R\tapplyPlan\x12I\n" +
 	"\x10update_instances\x18$ \x01(\v2\x1c.atoll.v1.UpdateInstancesCmdH\x00R\x0fupdateInstances\x12X\n" +
-	"\x15reconcile_environment\x18% \x01(\v2!.atoll.v1.ReconcileEnvironmentCmdH\x00R\x14reconcileEnvironmentB\x05\n" +
+	"\x15reconcile_environment\x18% \x01(\v2!.atoll.v1.ReconcileEnvironmentCmdH\x00R\x14reconcileEnvironment\x12C\n" +
+	"\x0ecreate_release\x18& \x01(\v2\x1a.atoll.v1.CreateReleaseCmdH\x00R\rcreateRelease\x12C\n" +
+	"\x0edeploy_release\x18' \x01(\v2\x1a.atoll.v1.DeployReleaseCmdH\x00R\rdeployRelease\x12=\n" +
+	"\fundeploy_app\x18( \x01(\v2\x18.atoll.v1.UndeployAppCmdH\x00R\vundeployApp\x12I\n" +
+	"\x10create_blueprint\x18) \x01(\v2\x1c.atoll.v1.CreateBlueprintCmdH\x00R\x0fcreateBlueprint\x12I\n" +
+	"\x10delete_blueprint\x18* \x01(\v2\x1c.atoll.v1.DeleteBlueprintCmdH\x00R\x0fdeleteBlueprintB\x05\n" +
 	"\x03cmd\"A\n" +
 	"\x0fUpsertServerCmd\x12.\n" +
 	"\x06server\x18\x01 \x01(\v2\x16.atoll.v1.ServerMemberR\x06server\"\xc1\x01\n" +
@@ -2119,10 +2492,14 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\x0eCreateTokenCmd\x12%\n" +
 	"\x05token\x18\x01 \x01(\v2\x0f.atoll.v1.TokenR\x05token\"+\n" +
 	"\x0eRevokeTokenCmd\x12\x19\n" +
-	"\btoken_id\x18\x01 \x01(\tR\atokenId\"r\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\xa3\x02\n" +
 	"\x14CreateEnvironmentCmd\x127\n" +
 	"\venvironment\x18\x01 \x01(\v2\x15.atoll.v1.EnvironmentR\venvironment\x12!\n" +
-	"\fslug_derived\x18\x02 \x01(\bR\vslugDerived\"\xab\x01\n" +
+	"\fslug_derived\x18\x02 \x01(\bR\vslugDerived\x12*\n" +
+	"\avolumes\x18\x03 \x03(\v2\x10.atoll.v1.VolumeR\avolumes\x12:\n" +
+	"\rvariable_sets\x18\x04 \x03(\v2\x15.atoll.v1.VariableSetR\fvariableSets\x12$\n" +
+	"\x05files\x18\x05 \x03(\v2\x0e.atoll.v1.FileR\x05files\x12!\n" +
+	"\x04apps\x18\x06 \x03(\v2\r.atoll.v1.AppR\x04apps\"\xab\x01\n" +
 	"\x14UpdateEnvironmentCmd\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12+\n" +
 	"\x05patch\x18\x02 \x01(\v2\x15.atoll.v1.EnvironmentR\x05patch\x12\x14\n" +
@@ -2184,7 +2561,25 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x126\n" +
 	"\tinstances\x18\x02 \x03(\v2\x18.atoll.v1.InstanceStatusR\tinstances\"@\n" +
 	"\x17ReconcileEnvironmentCmd\x12%\n" +
-	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"\xaa\x01\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"?\n" +
+	"\x10CreateReleaseCmd\x12+\n" +
+	"\arelease\x18\x01 \x01(\v2\x11.atoll.v1.ReleaseR\arelease\"\xac\x01\n" +
+	"\x10DeployReleaseCmd\x12\x1f\n" +
+	"\x03app\x18\x01 \x01(\v2\r.atoll.v1.AppR\x03app\x12\x16\n" +
+	"\x06create\x18\x02 \x01(\bR\x06create\x12)\n" +
+	"\x10expected_version\x18\x03 \x01(\x03R\x0fexpectedVersion\x124\n" +
+	"\n" +
+	"deployment\x18\x04 \x01(\v2\x14.atoll.v1.DeploymentR\n" +
+	"deployment\"]\n" +
+	"\x0eUndeployAppCmd\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x124\n" +
+	"\n" +
+	"deployment\x18\x02 \x01(\v2\x14.atoll.v1.DeploymentR\n" +
+	"deployment\"G\n" +
+	"\x12CreateBlueprintCmd\x121\n" +
+	"\tblueprint\x18\x01 \x01(\v2\x13.atoll.v1.BlueprintR\tblueprint\"7\n" +
+	"\x12DeleteBlueprintCmd\x12!\n" +
+	"\fblueprint_id\x18\x01 \x01(\tR\vblueprintId\"\xaa\x01\n" +
 	"\n" +
 	"ApplyError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
@@ -2206,7 +2601,7 @@ func file_atoll_v1_command_proto_rawDescGZIP() []byte {
 	return file_atoll_v1_command_proto_rawDescData
 }
 
-var file_atoll_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_atoll_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_atoll_v1_command_proto_goTypes = []any{
 	(*Command)(nil),                 // 0: atoll.v1.Command
 	(*UpsertServerCmd)(nil),         // 1: atoll.v1.UpsertServerCmd
@@ -2237,27 +2632,35 @@ var file_atoll_v1_command_proto_goTypes = []any{
 	(*ApplyPlanCmd)(nil),            // 26: atoll.v1.ApplyPlanCmd
 	(*UpdateInstancesCmd)(nil),      // 27: atoll.v1.UpdateInstancesCmd
 	(*ReconcileEnvironmentCmd)(nil), // 28: atoll.v1.ReconcileEnvironmentCmd
-	(*ApplyError)(nil),              // 29: atoll.v1.ApplyError
-	nil,                             // 30: atoll.v1.ApplyPlanCmd.AppVersionsEntry
-	nil,                             // 31: atoll.v1.ApplyPlanCmd.NodeIndexesEntry
-	nil,                             // 32: atoll.v1.ApplyPlanCmd.UnplacedEntry
-	(*timestamppb.Timestamp)(nil),   // 33: google.protobuf.Timestamp
-	(*ServerMember)(nil),            // 34: atoll.v1.ServerMember
-	(*Organization)(nil),            // 35: atoll.v1.Organization
-	(*Project)(nil),                 // 36: atoll.v1.Project
-	(*Token)(nil),                   // 37: atoll.v1.Token
-	(*Environment)(nil),             // 38: atoll.v1.Environment
-	(*App)(nil),                     // 39: atoll.v1.App
-	(*Volume)(nil),                  // 40: atoll.v1.Volume
-	(*VariableSet)(nil),             // 41: atoll.v1.VariableSet
-	(*File)(nil),                    // 42: atoll.v1.File
-	(*Node)(nil),                    // 43: atoll.v1.Node
-	(NodeStatus)(0),                 // 44: atoll.v1.NodeStatus
-	(*Instance)(nil),                // 45: atoll.v1.Instance
-	(*InstanceStatus)(nil),          // 46: atoll.v1.InstanceStatus
+	(*CreateReleaseCmd)(nil),        // 29: atoll.v1.CreateReleaseCmd
+	(*DeployReleaseCmd)(nil),        // 30: atoll.v1.DeployReleaseCmd
+	(*UndeployAppCmd)(nil),          // 31: atoll.v1.UndeployAppCmd
+	(*CreateBlueprintCmd)(nil),      // 32: atoll.v1.CreateBlueprintCmd
+	(*DeleteBlueprintCmd)(nil),      // 33: atoll.v1.DeleteBlueprintCmd
+	(*ApplyError)(nil),              // 34: atoll.v1.ApplyError
+	nil,                             // 35: atoll.v1.ApplyPlanCmd.AppVersionsEntry
+	nil,                             // 36: atoll.v1.ApplyPlanCmd.NodeIndexesEntry
+	nil,                             // 37: atoll.v1.ApplyPlanCmd.UnplacedEntry
+	(*timestamppb.Timestamp)(nil),   // 38: google.protobuf.Timestamp
+	(*ServerMember)(nil),            // 39: atoll.v1.ServerMember
+	(*Organization)(nil),            // 40: atoll.v1.Organization
+	(*Project)(nil),                 // 41: atoll.v1.Project
+	(*Token)(nil),                   // 42: atoll.v1.Token
+	(*Environment)(nil),             // 43: atoll.v1.Environment
+	(*Volume)(nil),                  // 44: atoll.v1.Volume
+	(*VariableSet)(nil),             // 45: atoll.v1.VariableSet
+	(*File)(nil),                    // 46: atoll.v1.File
+	(*App)(nil),                     // 47: atoll.v1.App
+	(*Node)(nil),                    // 48: atoll.v1.Node
+	(NodeStatus)(0),                 // 49: atoll.v1.NodeStatus
+	(*Instance)(nil),                // 50: atoll.v1.Instance
+	(*InstanceStatus)(nil),          // 51: atoll.v1.InstanceStatus
+	(*Release)(nil),                 // 52: atoll.v1.Release
+	(*Deployment)(nil),              // 53: atoll.v1.Deployment
+	(*Blueprint)(nil),               // 54: atoll.v1.Blueprint
 }
 var file_atoll_v1_command_proto_depIdxs = []int32{
-	33, // 0: atoll.v1.Command.time:type_name -> google.protobuf.Timestamp
+	38, // 0: atoll.v1.Command.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: atoll.v1.Command.upsert_server:type_name -> atoll.v1.UpsertServerCmd
 	2,  // 2: atoll.v1.Command.create_organization:type_name -> atoll.v1.CreateOrganizationCmd
 	3,  // 3: atoll.v1.Command.update_organization:type_name -> atoll.v1.UpdateOrganizationCmd
@@ -2286,33 +2689,47 @@ var file_atoll_v1_command_proto_depIdxs = []int32{
 	26, // 26: atoll.v1.Command.apply_plan:type_name -> atoll.v1.ApplyPlanCmd
 	27, // 27: atoll.v1.Command.update_instances:type_name -> atoll.v1.UpdateInstancesCmd
 	28, // 28: atoll.v1.Command.reconcile_environment:type_name -> atoll.v1.ReconcileEnvironmentCmd
-	34, // 29: atoll.v1.UpsertServerCmd.server:type_name -> atoll.v1.ServerMember
-	35, // 30: atoll.v1.CreateOrganizationCmd.organization:type_name -> atoll.v1.Organization
-	36, // 31: atoll.v1.CreateOrganizationCmd.default_project:type_name -> atoll.v1.Project
-	37, // 32: atoll.v1.CreateOrganizationCmd.admin_token:type_name -> atoll.v1.Token
-	35, // 33: atoll.v1.UpdateOrganizationCmd.patch:type_name -> atoll.v1.Organization
-	36, // 34: atoll.v1.CreateProjectCmd.project:type_name -> atoll.v1.Project
-	36, // 35: atoll.v1.UpdateProjectCmd.patch:type_name -> atoll.v1.Project
-	37, // 36: atoll.v1.CreateTokenCmd.token:type_name -> atoll.v1.Token
-	38, // 37: atoll.v1.CreateEnvironmentCmd.environment:type_name -> atoll.v1.Environment
-	38, // 38: atoll.v1.UpdateEnvironmentCmd.patch:type_name -> atoll.v1.Environment
-	39, // 39: atoll.v1.CreateAppCmd.app:type_name -> atoll.v1.App
-	39, // 40: atoll.v1.UpdateAppCmd.app:type_name -> atoll.v1.App
-	40, // 41: atoll.v1.CreateVolumeCmd.volume:type_name -> atoll.v1.Volume
-	41, // 42: atoll.v1.CreateVariableSetCmd.variable_set:type_name -> atoll.v1.VariableSet
-	42, // 43: atoll.v1.CreateFileCmd.file:type_name -> atoll.v1.File
-	43, // 44: atoll.v1.UpsertNodeCmd.node:type_name -> atoll.v1.Node
-	44, // 45: atoll.v1.SetNodeStatusCmd.status:type_name -> atoll.v1.NodeStatus
-	45, // 46: atoll.v1.ApplyPlanCmd.place:type_name -> atoll.v1.Instance
-	30, // 47: atoll.v1.ApplyPlanCmd.app_versions:type_name -> atoll.v1.ApplyPlanCmd.AppVersionsEntry
-	31, // 48: atoll.v1.ApplyPlanCmd.node_indexes:type_name -> atoll.v1.ApplyPlanCmd.NodeIndexesEntry
-	32, // 49: atoll.v1.ApplyPlanCmd.unplaced:type_name -> atoll.v1.ApplyPlanCmd.UnplacedEntry
-	46, // 50: atoll.v1.UpdateInstancesCmd.instances:type_name -> atoll.v1.InstanceStatus
-	51, // [51:51] is the sub-list for method output_type
-	51, // [51:51] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	29, // 29: atoll.v1.Command.create_release:type_name -> atoll.v1.CreateReleaseCmd
+	30, // 30: atoll.v1.Command.deploy_release:type_name -> atoll.v1.DeployReleaseCmd
+	31, // 31: atoll.v1.Command.undeploy_app:type_name -> atoll.v1.UndeployAppCmd
+	32, // 32: atoll.v1.Command.create_blueprint:type_name -> atoll.v1.CreateBlueprintCmd
+	33, // 33: atoll.v1.Command.delete_blueprint:type_name -> atoll.v1.DeleteBlueprintCmd
+	39, // 34: atoll.v1.UpsertServerCmd.server:type_name -> atoll.v1.ServerMember
+	40, // 35: atoll.v1.CreateOrganizationCmd.organization:type_name -> atoll.v1.Organization
+	41, // 36: atoll.v1.CreateOrganizationCmd.default_project:type_name -> atoll.v1.Project
+	42, // 37: atoll.v1.CreateOrganizationCmd.admin_token:type_name -> atoll.v1.Token
+	40, // 38: atoll.v1.UpdateOrganizationCmd.patch:type_name -> atoll.v1.Organization
+	41, // 39: atoll.v1.CreateProjectCmd.project:type_name -> atoll.v1.Project
+	41, // 40: atoll.v1.UpdateProjectCmd.patch:type_name -> atoll.v1.Project
+	42, // 41: atoll.v1.CreateTokenCmd.token:type_name -> atoll.v1.Token
+	43, // 42: atoll.v1.CreateEnvironmentCmd.environment:type_name -> atoll.v1.Environment
+	44, // 43: atoll.v1.CreateEnvironmentCmd.volumes:type_name -> atoll.v1.Volume
+	45, // 44: atoll.v1.CreateEnvironmentCmd.variable_sets:type_name -> atoll.v1.VariableSet
+	46, // 45: atoll.v1.CreateEnvironmentCmd.files:type_name -> atoll.v1.File
+	47, // 46: atoll.v1.CreateEnvironmentCmd.apps:type_name -> atoll.v1.App
+	43, // 47: atoll.v1.UpdateEnvironmentCmd.patch:type_name -> atoll.v1.Environment
+	47, // 48: atoll.v1.CreateAppCmd.app:type_name -> atoll.v1.App
+	47, // 49: atoll.v1.UpdateAppCmd.app:type_name -> atoll.v1.App
+	44, // 50: atoll.v1.CreateVolumeCmd.volume:type_name -> atoll.v1.Volume
+	45, // 51: atoll.v1.CreateVariableSetCmd.variable_set:type_name -> atoll.v1.VariableSet
+	46, // 52: atoll.v1.CreateFileCmd.file:type_name -> atoll.v1.File
+	48, // 53: atoll.v1.UpsertNodeCmd.node:type_name -> atoll.v1.Node
+	49, // 54: atoll.v1.SetNodeStatusCmd.status:type_name -> atoll.v1.NodeStatus
+	50, // 55: atoll.v1.ApplyPlanCmd.place:type_name -> atoll.v1.Instance
+	35, // 56: atoll.v1.ApplyPlanCmd.app_versions:type_name -> atoll.v1.ApplyPlanCmd.AppVersionsEntry
+	36, // 57: atoll.v1.ApplyPlanCmd.node_indexes:type_name -> atoll.v1.ApplyPlanCmd.NodeIndexesEntry
+	37, // 58: atoll.v1.ApplyPlanCmd.unplaced:type_name -> atoll.v1.ApplyPlanCmd.UnplacedEntry
+	51, // 59: atoll.v1.UpdateInstancesCmd.instances:type_name -> atoll.v1.InstanceStatus
+	52, // 60: atoll.v1.CreateReleaseCmd.release:type_name -> atoll.v1.Release
+	47, // 61: atoll.v1.DeployReleaseCmd.app:type_name -> atoll.v1.App
+	53, // 62: atoll.v1.DeployReleaseCmd.deployment:type_name -> atoll.v1.Deployment
+	53, // 63: atoll.v1.UndeployAppCmd.deployment:type_name -> atoll.v1.Deployment
+	54, // 64: atoll.v1.CreateBlueprintCmd.blueprint:type_name -> atoll.v1.Blueprint
+	65, // [65:65] is the sub-list for method output_type
+	65, // [65:65] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_command_proto_init() }
@@ -2321,6 +2738,8 @@ func file_atoll_v1_command_proto_init() {
 		return
 	}
 	file_atoll_v1_app_proto_init()
+	file_atoll_v1_blueprint_proto_init()
+	file_atoll_v1_release_proto_init()
 	file_atoll_v1_node_proto_init()
 	file_atoll_v1_storage_proto_init()
 	file_atoll_v1_types_proto_init()
@@ -2353,6 +2772,11 @@ func file_atoll_v1_command_proto_init() {
 		(*Command_ApplyPlan)(nil),
 		(*Command_UpdateInstances)(nil),
 		(*Command_ReconcileEnvironment)(nil),
+		(*Command_CreateRelease)(nil),
+		(*Command_DeployRelease)(nil),
+		(*Command_UndeployApp)(nil),
+		(*Command_CreateBlueprint)(nil),
+		(*Command_DeleteBlueprint)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2360,7 +2784,7 @@ func file_atoll_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_command_proto_rawDesc), len(file_atoll_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
