@@ -98,6 +98,13 @@ func commandLine(v *apierr.Violations, field string, val *structpb.Value) []stri
 // normalizeApp validates an app as given by a user and fills what follows
 // from it (requests, resolved command line, mount ids, hostnames).
 func (s *Services) normalizeApp(tx *state.Txn, env *atollv1.Environment, app *atollv1.App) error {
+	return s.normalizeAppWith(env, app, tx.Volumes(env.Id), tx.VariableSets(env.Id), tx.Files(env.Id))
+}
+
+// normalizeAppWith is normalizeApp with the mounts resolved against the given
+// volumes, variable sets and files (the environment's, or a blueprint's
+// objects about to be created with the environment).
+func (s *Services) normalizeAppWith(env *atollv1.Environment, app *atollv1.App, vols []*atollv1.Volume, vsets []*atollv1.VariableSet, files []*atollv1.File) error {
 	var v apierr.Violations
 	if app.Name == "" {
 		v.Add("name", "is required")
@@ -212,11 +219,11 @@ func (s *Services) normalizeApp(tx *state.Txn, env *atollv1.Environment, app *at
 	for i, m := range app.VolumeMounts {
 		f := fmt.Sprintf("volumeMounts[%d]", i)
 		checkPath(f+".path", m.Path)
-		m.VolIdRef, m.VolNameRef = resolveRef(&v, f, "volume", m.VolIdRef, m.VolNameRef, tx.Volumes(env.Id))
+		m.VolIdRef, m.VolNameRef = resolveRef(&v, f, "volume", m.VolIdRef, m.VolNameRef, vols)
 	}
 	for i, m := range app.VariableSetMounts {
 		f := fmt.Sprintf("variableSetMounts[%d]", i)
-		m.VarSetIdRef, m.VarSetNameRef = resolveRef(&v, f, "variable set", m.VarSetIdRef, m.VarSetNameRef, tx.VariableSets(env.Id))
+		m.VarSetIdRef, m.VarSetNameRef = resolveRef(&v, f, "variable set", m.VarSetIdRef, m.VarSetNameRef, vsets)
 	}
 	for i, m := range app.FileMounts {
 		f := fmt.Sprintf("fileMounts[%d]", i)
@@ -226,7 +233,7 @@ func (s *Services) normalizeApp(tx *state.Txn, env *atollv1.Environment, app *at
 				v.Add(f+".fileOwner", "%v", err)
 			}
 		}
-		m.FileIdRef, m.FileNameRef = resolveRef(&v, f, "file", m.FileIdRef, m.FileNameRef, tx.Files(env.Id))
+		m.FileIdRef, m.FileNameRef = resolveRef(&v, f, "file", m.FileIdRef, m.FileNameRef, files)
 	}
 	checkLabels(&v, "labels", app.Labels)
 	return v.Err()
