@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/atollhq/atoll/controlplane/api"
 	"github.com/atollhq/atoll/controlplane/apierr"
 )
 
@@ -111,7 +112,7 @@ func (s *Server) forwardUnary(ctx context.Context, req any, info *grpc.UnaryServ
 		return nil, err
 	}
 	out := metadata.MD{}
-	for _, k := range []string{"authorization", "x-request-id"} {
+	for _, k := range []string{"authorization", "x-request-id", api.OrgHeader} {
 		if v := md.Get(k); len(v) > 0 {
 			out.Set(k, v...)
 		}

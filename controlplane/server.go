@@ -263,7 +263,13 @@ func (s *Server) member() *atollv1.ServerMember {
 func (s *Server) Start() error {
 	services := api.NewServices(s, s, api.Options{MaxTTL: s.cfg.MaxTTL, Log: s.log, Domain: s.cfg.Domain, RouterPort: s.cfg.RouterPort,
 		Usage: s.dispatcher, Logs: s.dispatcher, Health: s.dispatcher})
-	auth := &api.Authenticator{Lookup: s.lookupToken, Now: time.Now}
+	auth := &api.Authenticator{Lookup: s.lookupToken, Now: time.Now, OrgSlug: func(id string) string {
+		st, _ := s.fsm.State()
+		if o := st.Snapshot().Organization(id); o != nil {
+			return o.Slug
+		}
+		return ""
+	}}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(8<<20),
 		// Agents ping every 10 s so a dead session is noticed; allow it.

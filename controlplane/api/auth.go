@@ -157,6 +157,15 @@ func HashToken(secret string) string {
 // TokenLookup finds a token by the hash of its secret in the current state.
 type TokenLookup func(hash string) *atollv1.Token
 
+// orgInPath is the organization an org-scoped REST path names, if any.
+func orgInPath(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(OrgHeader); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 func bearer(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
@@ -173,7 +182,9 @@ func bearer(ctx context.Context) string {
 // Authenticator checks tokens and permissions.
 type Authenticator struct {
 	Lookup TokenLookup
-	Now    func() time.Time
+	// OrgSlug returns an organization's slug (paths may name it by slug).
+	OrgSlug func(orgID string) string
+	Now     func() time.Time
 }
 
 // Authenticate resolves the caller of ctx and checks it may call fullMethod.
@@ -204,6 +215,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, fullMethod string) (co
 		return nil, apierr.PermissionDenied("unknown-method:" + fullMethod)
 	}
 	id := &Identity{TokenID: tok.Id, OrgID: tok.OrgId, Name: tok.Name, Scopes: tok.Scopes}
+	if org := orgInPath(ctx); org != "" && org != tok.OrgId && (a.OrgSlug == nil || a.OrgSlug(tok.OrgId) != org) {
+		return nil, apierr.NotFound("organization", org)
+	}
 	if !id.Has(perm) {
 		return nil, apierr.PermissionDenied(perm)
 	}

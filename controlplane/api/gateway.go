@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,12 @@ func NewGateway(ctx context.Context, grpcAddr string, gatherer prometheus.Gather
 				w.WriteHeader(http.StatusCreated)
 			}
 			return nil
+		}),
+		runtime.WithIncomingHeaderMatcher(func(k string) (string, bool) {
+			if strings.EqualFold(k, OrgHeader) {
+				return OrgHeader, true
+			}
+			return runtime.DefaultHeaderMatcher(k)
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(k string) (string, bool) {
 			if strings.HasPrefix(k, "x-atoll-") {
@@ -136,10 +143,70 @@ func rewriteAliases(next http.Handler) http.Handler {
 			r.URL.Path = "/v1/" + strings.TrimPrefix(p, "/api/v1/")
 		case p == "/environments" || strings.HasPrefix(p, "/environments/"):
 			r.URL.Path = "/v1" + p
+		case strings.HasPrefix(p, "/v1/orgs/"):
+			if !rewriteOrgPath(w, r) {
+				return
+			}
 		}
 		r.URL.RawPath = ""
 		next.ServeHTTP(w, r)
 	})
+}
+
+// OrgHeader carries the organization named in an org-scoped path
+// (/v1/orgs/{org}/...); the authenticator refuses it unless it is the
+// caller's own (by id or slug), with NOT_FOUND.
+const OrgHeader = "x-atoll-org"
+
+// rewriteOrgPath maps the org/workspace-scoped paths of seed 004 onto the
+// API: /v1/orgs/{org}/workspaces[/{ws}] are projects, and
+// /v1/orgs/{org}/workspaces/{ws}/environments[/...] are the environments of
+// project ws. It reports false when it answered the request itself.
+func rewriteOrgPath(w http.ResponseWriter, r *http.Request) bool {
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/v1/orgs/"), "/")
+	if len(parts) < 2 || parts[0] == "" || parts[1] != "workspaces" {
+		return true // not a mapped path: the gateway answers 404
+	}
+	r.Header.Set(OrgHeader, parts[0])
+	rest := parts[2:]
+	switch {
+	case len(rest) <= 1:
+		r.URL.Path = "/v1/projects" + strings.TrimSuffix("/"+strings.Join(rest, "/"), "/")
+		return true
+	case rest[1] != "environments":
+		return true
+	}
+	ws := rest[0]
+	envPath := rest[2:]
+	r.URL.Path = "/v1/environments" + strings.TrimSuffix("/"+strings.Join(envPath, "/"), "/")
+	if len(envPath) > 0 {
+		return true
+	}
+	switch r.Method {
+	case http.MethodGet:
+		q := r.URL.Query()
+		q.Set("projectId", ws)
+		r.URL.RawQuery = q.Encode()
+	case http.MethodPost:
+		// The workspace is the project of the new environment.
+		body, _ := io.ReadAll(r.Body)
+		var m map[string]any
+		if len(bytes.TrimSpace(body)) == 0 {
+			m = map[string]any{}
+		} else if err := json.Unmarshal(body, &m); err != nil {
+			writeErrorStatus(w, status.Newf(codes.InvalidArgument, "invalid JSON body: %v", err), http.StatusBadRequest)
+			return false
+		}
+		if _, ok := m["projectId"]; !ok {
+			if _, ok := m["project_id"]; !ok {
+				m["projectId"] = ws
+			}
+		}
+		nb, _ := json.Marshal(m)
+		r.Body = io.NopCloser(bytes.NewReader(nb))
+		r.ContentLength = int64(len(nb))
+	}
+	return true
 }
 
 func limitBody(next http.Handler) http.Handler {

@@ -1,0 +1,67 @@
+package controlplane_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/atollhq/atoll/controlplane/cptest"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// Seed 004's org/workspace-scoped paths map onto projects and environments;
+// they work through a follower too (the org header is forwarded).
+func TestOrgWorkspacePaths(t *testing.T) {
+	c := cptest.NewCluster(t, 3)
+	f := c.Followers()[0]
+	ctx := cptest.Ctx(t, c.AdminToken)
+	org, err := atollv1.NewOrganizationServiceClient(cptest.Conn(t, f)).GetOrganization(ctx, &atollv1.GetOrganizationRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := atollv1.NewProjectServiceClient(cptest.Conn(t, f)).CreateProject(ctx, &atollv1.CreateProjectRequest{Name: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, "http://"+f.HTTPAddr()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		return resp.StatusCode, m
+	}
+	base := "/v1/orgs/" + org.Id + "/workspaces/" + ws.Id + "/environments"
+	code, env := call("POST", base, `{"name":"staging","slug":"staging","description":"d","is_default":true}`)
+	if code != 201 || env["projectId"] != ws.Id || env["isDefault"] != true {
+		t.Fatalf("create: %d %v", code, env)
+	}
+	// By slug of the org, too.
+	code, list := call("GET", "/v1/orgs/"+org.Slug+"/workspaces/"+ws.Id+"/environments", "")
+	if code != 200 || list["totalCount"] != float64(1) {
+		t.Fatalf("list: %d %v", code, list)
+	}
+	code, got := call("GET", base+"/"+env["id"].(string), "")
+	if code != 200 || got["name"] != "staging" {
+		t.Fatalf("get: %d %v", code, got)
+	}
+	code, wsGot := call("GET", "/v1/orgs/"+org.Id+"/workspaces/"+ws.Id, "")
+	if code != 200 || wsGot["name"] != "shop" {
+		t.Fatalf("workspace: %d %v", code, wsGot)
+	}
+	// Another organization in the path: not found, nothing listed.
+	code, e := call("GET", "/v1/orgs/org_aaaaaaaaaaaaaaaaaaaaaaaaaa/workspaces/"+ws.Id+"/environments", "")
+	if code != 404 || e["code"] != "NOT_FOUND" {
+		t.Fatalf("other org: %d %v", code, e)
+	}
+	if code, _ := call("DELETE", base+"/"+env["id"].(string), ""); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+}
