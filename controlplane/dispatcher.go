@@ -16,6 +16,7 @@ import (
 
 	"github.com/atollhq/atoll/controlplane/api"
 	"github.com/atollhq/atoll/controlplane/apierr"
+	"github.com/atollhq/atoll/controlplane/keyring"
 	"github.com/atollhq/atoll/controlplane/quota"
 	"github.com/atollhq/atoll/controlplane/state"
 	"github.com/atollhq/atoll/metrics"
@@ -308,7 +309,7 @@ func (d *dispatcher) sendLoop(ctx context.Context, stream atollv1.AgentService_S
 		msg := &atollv1.Assignments{Full: full}
 		current := map[string]bool{}
 		for _, in := range tx.NodeInstances(nodeID) {
-			a := buildAssignment(tx, in, d.s.cfg.Domain)
+			a := buildAssignment(tx, in, d.s.cfg.Domain, d.s.keyring)
 			if a == nil {
 				continue
 			}
@@ -364,7 +365,7 @@ func liveVolumes(tx *state.Txn) []string {
 func VolumeName(volID string) string { return "atoll-" + volID }
 
 // buildAssignment gathers what an agent needs to run one instance.
-func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string) *atollv1.Assignment {
+func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string, kr *keyring.Keyring) *atollv1.Assignment {
 	app := tx.App(in.AppId)
 	env := tx.Environment(in.EnvId)
 	if app == nil || env == nil {
@@ -381,7 +382,15 @@ func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string) *atollv
 	for _, m := range app.VariableSetMounts {
 		if vs := tx.VariableSet(m.VarSetIdRef); vs != nil {
 			for k, v := range vs.Variables {
-				a.Env[k] = v.GetValue()
+				val := v.GetValue()
+				if v.GetSecret() {
+					if plain, err := kr.Open(val); err == nil {
+						val = plain
+					} else {
+						val = "" // sealed with another cluster's key (restored snapshot): never leak ciphertext
+					}
+				}
+				a.Env[k] = val
 			}
 		}
 	}

@@ -173,8 +173,14 @@ func (s *Server) joinVia(addr string) error {
 	ctx, cancel := context.WithTimeout(s.ctx, 15*time.Second)
 	defer cancel()
 	ctx = withToken(ctx, s.cfg.JoinToken)
-	_, err = atollv1.NewOperatorServiceClient(c).JoinServer(ctx, &atollv1.JoinServerRequest{Server: s.member()})
-	return err
+	resp, err := atollv1.NewOperatorServiceClient(c).JoinServer(ctx, &atollv1.JoinServerRequest{Server: s.member()})
+	if err != nil {
+		return err
+	}
+	if len(resp.Keyring) > 0 {
+		return s.keyring.Install(resp.Keyring)
+	}
+	return nil
 }
 
 // Join implements api.Operator on the leader: add the server as a voter and record its addresses.

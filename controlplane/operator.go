@@ -13,6 +13,9 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
+// ClusterKey implements api.Operator: the keyring for a joining server.
+func (s *Server) ClusterKey() []byte { return s.keyring.Key() }
+
 // ServerID implements api.Operator.
 func (s *Server) ServerID() string { return s.id }
 

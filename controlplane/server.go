@@ -30,6 +30,7 @@ import (
 	"github.com/atollhq/atoll/controlplane/api"
 	"github.com/atollhq/atoll/controlplane/apierr"
 	"github.com/atollhq/atoll/controlplane/fsm"
+	"github.com/atollhq/atoll/controlplane/keyring"
 	"github.com/atollhq/atoll/controlplane/state"
 	"github.com/atollhq/atoll/metrics"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
@@ -52,6 +53,7 @@ type Server struct {
 	health           *health.Server
 
 	dispatcher   *dispatcher
+	keyring      *keyring.Keyring
 	schedMetrics schedMetrics
 
 	leaderReady atomic.Bool
@@ -102,6 +104,10 @@ func New(cfg Config) (*Server, error) {
 	s.schedMetrics = schedMetrics{m: metrics.NewScheduler(reg)}
 	s.dispatcher = newDispatcher(s, metrics.NewUsage(reg))
 	s.fsm = fsm.New(cfg.EventLimit, s.log, s.metrics)
+	if s.keyring, err = keyring.Open(cfg.DataDir, cfg.Bootstrap); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	if err := s.setupRaft(); err != nil {
 		s.cancel()
 		return nil, err
@@ -262,7 +268,7 @@ func (s *Server) member() *atollv1.ServerMember {
 // Start serves the APIs and runs the background loops until Close.
 func (s *Server) Start() error {
 	services := api.NewServices(s, s, api.Options{MaxTTL: s.cfg.MaxTTL, Log: s.log, Domain: s.cfg.Domain, RouterPort: s.cfg.RouterPort,
-		Usage: s.dispatcher, Logs: s.dispatcher, Health: s.dispatcher})
+		Usage: s.dispatcher, Logs: s.dispatcher, Health: s.dispatcher, Secrets: s.keyring})
 	auth := &api.Authenticator{Lookup: s.lookupToken, Now: time.Now, OrgSlug: func(id string) string {
 		st, _ := s.fsm.State()
 		if o := st.Snapshot().Organization(id); o != nil {

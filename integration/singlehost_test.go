@@ -152,6 +152,14 @@ func TestSingleHostAppLifecycle(t *testing.T) {
 		t.Errorf("variable set response: %v", vs)
 	}
 
+	// The secret is sealed in the replicated state (raft log, snapshots).
+	st, _ := h.server.State()
+	for _, v := range st.Snapshot().VariableSets(envID) {
+		if got := v.Variables["API_KEY"].GetValue(); !strings.HasPrefix(got, "enc:v1:") || strings.Contains(got, "s3cret") {
+			t.Errorf("secret stored as %q", got)
+		}
+	}
+
 	// Volume data survives a container restart (RestartApp replaces the container).
 	if code, b := h.viaRouter(host, "/volume/write?path=/data/x&data="+url.QueryEscape("kept")); code != 200 {
 		t.Fatalf("volume write: %d %s", code, b)

@@ -31,7 +31,7 @@ func (o *operatorService) RemoveRaftPeer(ctx context.Context, req *atollv1.Remov
 	return &emptypb.Empty{}, o.s.op.RemovePeer(ctx, req.Id)
 }
 
-func (o *operatorService) JoinServer(ctx context.Context, req *atollv1.JoinServerRequest) (*atollv1.ListRaftPeersResponse, error) {
+func (o *operatorService) JoinServer(ctx context.Context, req *atollv1.JoinServerRequest) (*atollv1.JoinServerResponse, error) {
 	m := req.GetServer()
 	var v apierr.Violations
 	if m.GetId() == "" {
@@ -49,7 +49,11 @@ func (o *operatorService) JoinServer(ctx context.Context, req *atollv1.JoinServe
 	if err := o.s.op.Join(ctx, m); err != nil {
 		return nil, err
 	}
-	return o.ListRaftPeers(ctx, nil)
+	peers, err := o.s.op.RaftPeers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &atollv1.JoinServerResponse{Peers: peers, Keyring: o.s.op.ClusterKey()}, nil
 }
 
 const chunkSize = 256 << 10

@@ -31,6 +31,13 @@ type Operator interface {
 	Join(ctx context.Context, m *atollv1.ServerMember) error
 	SaveSnapshot(ctx context.Context, w io.Writer) error
 	RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, error)
+	// ClusterKey is the keyring a joining server needs.
+	ClusterKey() []byte
+}
+
+// Sealer encrypts secret values before they enter the raft log.
+type Sealer interface {
+	Seal(plain string) (string, error)
 }
 
 // Options tune the services.
@@ -48,6 +55,8 @@ type Options struct {
 	Logs LogSource
 	// Health is the leader's view of the agents (nil: none).
 	Health NodeHealth
+	// Secrets seals secret variable values (nil: stored as given).
+	Secrets Sealer
 }
 
 // UsageSource is the live usage reported by agents.

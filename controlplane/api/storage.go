@@ -176,7 +176,19 @@ func (s *varSetService) CreateVariableSet(ctx context.Context, req *atollv1.Crea
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	vs := &atollv1.VariableSet{Id: NewID("vset"), EnvId: env.Id, OrgId: env.OrgId, Name: in.GetName(), Variables: in.GetVariables()}
+	vars := make(map[string]*atollv1.Variable, len(in.GetVariables()))
+	for k, val := range in.GetVariables() {
+		cp := &atollv1.Variable{Value: val.GetValue(), Secret: val.GetSecret()}
+		if cp.Secret && s.opts.Secrets != nil {
+			sealed, err := s.opts.Secrets.Seal(cp.Value)
+			if err != nil {
+				return nil, apierr.Unavailable("cannot encrypt secret values on this server: %v", err)
+			}
+			cp.Value = sealed
+		}
+		vars[k] = cp
+	}
+	vs := &atollv1.VariableSet{Id: NewID("vset"), EnvId: env.Id, OrgId: env.OrgId, Name: in.GetName(), Variables: vars}
 	cmd := s.command(ctx)
 	cmd.Cmd = &atollv1.Command_CreateVariableSet{CreateVariableSet: &atollv1.CreateVariableSetCmd{VariableSet: vs}}
 	out, err := s.apply(ctx, cmd)

@@ -267,6 +267,60 @@ func (x *JoinServerRequest) GetServer() *ServerMember {
 	return nil
 }
 
+type JoinServerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Peers []*RaftPeer            `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	// The cluster's keyring (the key that encrypts secret values at rest), for
+	// the joining server's data dir.
+	Keyring       []byte `protobuf:"bytes,2,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinServerResponse) Reset() {
+	*x = JoinServerResponse{}
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinServerResponse) ProtoMessage() {}
+
+func (x *JoinServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinServerResponse.ProtoReflect.Descriptor instead.
+func (*JoinServerResponse) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *JoinServerResponse) GetPeers() []*RaftPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *JoinServerResponse) GetKeyring() []byte {
+	if x != nil {
+		return x.Keyring
+	}
+	return nil
+}
+
 type SaveSnapshotRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -275,7 +329,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[5]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -287,7 +341,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[5]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -300,7 +354,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{5}
+	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{6}
 }
 
 type SnapshotChunk struct {
@@ -312,7 +366,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[6]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +378,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[6]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +391,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{6}
+	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -356,7 +410,7 @@ type RestoreSnapshotResponse struct {
 
 func (x *RestoreSnapshotResponse) Reset() {
 	*x = RestoreSnapshotResponse{}
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[7]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +422,7 @@ func (x *RestoreSnapshotResponse) String() string {
 func (*RestoreSnapshotResponse) ProtoMessage() {}
 
 func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[7]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +435,7 @@ func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{7}
+	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RestoreSnapshotResponse) GetIndex() uint64 {
@@ -400,7 +454,7 @@ type StateHashRequest struct {
 
 func (x *StateHashRequest) Reset() {
 	*x = StateHashRequest{}
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[8]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +466,7 @@ func (x *StateHashRequest) String() string {
 func (*StateHashRequest) ProtoMessage() {}
 
 func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[8]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +479,7 @@ func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHashRequest.ProtoReflect.Descriptor instead.
 func (*StateHashRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{8}
+	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StateHashRequest) GetStale() bool {
@@ -446,7 +500,7 @@ type StateHashResponse struct {
 
 func (x *StateHashResponse) Reset() {
 	*x = StateHashResponse{}
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[9]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +512,7 @@ func (x *StateHashResponse) String() string {
 func (*StateHashResponse) ProtoMessage() {}
 
 func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_operator_service_proto_msgTypes[9]
+	mi := &file_atoll_v1_operator_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +525,7 @@ func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHashResponse.ProtoReflect.Descriptor instead.
 func (*StateHashResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{9}
+	return file_atoll_v1_operator_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StateHashResponse) GetSha256() string {
@@ -512,7 +566,10 @@ const file_atoll_v1_operator_service_proto_rawDesc = "" +
 	"\x15RemoveRaftPeerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"C\n" +
 	"\x11JoinServerRequest\x12.\n" +
-	"\x06server\x18\x01 \x01(\v2\x16.atoll.v1.ServerMemberR\x06server\"\x15\n" +
+	"\x06server\x18\x01 \x01(\v2\x16.atoll.v1.ServerMemberR\x06server\"X\n" +
+	"\x12JoinServerResponse\x12(\n" +
+	"\x05peers\x18\x01 \x03(\v2\x12.atoll.v1.RaftPeerR\x05peers\x12\x18\n" +
+	"\akeyring\x18\x02 \x01(\fR\akeyring\"\x15\n" +
 	"\x13SaveSnapshotRequest\"#\n" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"/\n" +
@@ -523,12 +580,12 @@ const file_atoll_v1_operator_service_proto_rawDesc = "" +
 	"\x11StateHashResponse\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x1b\n" +
-	"\tserver_id\x18\x03 \x01(\tR\bserverId2\xa2\x04\n" +
+	"\tserver_id\x18\x03 \x01(\tR\bserverId2\x9f\x04\n" +
 	"\x0fOperatorService\x12q\n" +
 	"\rListRaftPeers\x12\x1e.atoll.v1.ListRaftPeersRequest\x1a\x1f.atoll.v1.ListRaftPeersResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/operator/raft/peers\x12o\n" +
-	"\x0eRemoveRaftPeer\x12\x1f.atoll.v1.RemoveRaftPeerRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/operator/raft/peers/{id}\x12J\n" +
+	"\x0eRemoveRaftPeer\x12\x1f.atoll.v1.RemoveRaftPeerRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/operator/raft/peers/{id}\x12G\n" +
 	"\n" +
-	"JoinServer\x12\x1b.atoll.v1.JoinServerRequest\x1a\x1f.atoll.v1.ListRaftPeersResponse\x12H\n" +
+	"JoinServer\x12\x1b.atoll.v1.JoinServerRequest\x1a\x1c.atoll.v1.JoinServerResponse\x12H\n" +
 	"\fSaveSnapshot\x12\x1d.atoll.v1.SaveSnapshotRequest\x1a\x17.atoll.v1.SnapshotChunk0\x01\x12O\n" +
 	"\x0fRestoreSnapshot\x12\x17.atoll.v1.SnapshotChunk\x1a!.atoll.v1.RestoreSnapshotResponse(\x01\x12D\n" +
 	"\tStateHash\x12\x1a.atoll.v1.StateHashRequest\x1a\x1b.atoll.v1.StateHashResponseB1Z/github.com/atollhq/atoll/proto/atoll/v1;atollv1b\x06proto3"
@@ -545,41 +602,43 @@ func file_atoll_v1_operator_service_proto_rawDescGZIP() []byte {
 	return file_atoll_v1_operator_service_proto_rawDescData
 }
 
-var file_atoll_v1_operator_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_atoll_v1_operator_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_atoll_v1_operator_service_proto_goTypes = []any{
 	(*ListRaftPeersRequest)(nil),    // 0: atoll.v1.ListRaftPeersRequest
 	(*RaftPeer)(nil),                // 1: atoll.v1.RaftPeer
 	(*ListRaftPeersResponse)(nil),   // 2: atoll.v1.ListRaftPeersResponse
 	(*RemoveRaftPeerRequest)(nil),   // 3: atoll.v1.RemoveRaftPeerRequest
 	(*JoinServerRequest)(nil),       // 4: atoll.v1.JoinServerRequest
-	(*SaveSnapshotRequest)(nil),     // 5: atoll.v1.SaveSnapshotRequest
-	(*SnapshotChunk)(nil),           // 6: atoll.v1.SnapshotChunk
-	(*RestoreSnapshotResponse)(nil), // 7: atoll.v1.RestoreSnapshotResponse
-	(*StateHashRequest)(nil),        // 8: atoll.v1.StateHashRequest
-	(*StateHashResponse)(nil),       // 9: atoll.v1.StateHashResponse
-	(*ServerMember)(nil),            // 10: atoll.v1.ServerMember
-	(*emptypb.Empty)(nil),           // 11: google.protobuf.Empty
+	(*JoinServerResponse)(nil),      // 5: atoll.v1.JoinServerResponse
+	(*SaveSnapshotRequest)(nil),     // 6: atoll.v1.SaveSnapshotRequest
+	(*SnapshotChunk)(nil),           // 7: atoll.v1.SnapshotChunk
+	(*RestoreSnapshotResponse)(nil), // 8: atoll.v1.RestoreSnapshotResponse
+	(*StateHashRequest)(nil),        // 9: atoll.v1.StateHashRequest
+	(*StateHashResponse)(nil),       // 10: atoll.v1.StateHashResponse
+	(*ServerMember)(nil),            // 11: atoll.v1.ServerMember
+	(*emptypb.Empty)(nil),           // 12: google.protobuf.Empty
 }
 var file_atoll_v1_operator_service_proto_depIdxs = []int32{
 	1,  // 0: atoll.v1.ListRaftPeersResponse.peers:type_name -> atoll.v1.RaftPeer
-	10, // 1: atoll.v1.JoinServerRequest.server:type_name -> atoll.v1.ServerMember
-	0,  // 2: atoll.v1.OperatorService.ListRaftPeers:input_type -> atoll.v1.ListRaftPeersRequest
-	3,  // 3: atoll.v1.OperatorService.RemoveRaftPeer:input_type -> atoll.v1.RemoveRaftPeerRequest
-	4,  // 4: atoll.v1.OperatorService.JoinServer:input_type -> atoll.v1.JoinServerRequest
-	5,  // 5: atoll.v1.OperatorService.SaveSnapshot:input_type -> atoll.v1.SaveSnapshotRequest
-	6,  // 6: atoll.v1.OperatorService.RestoreSnapshot:input_type -> atoll.v1.SnapshotChunk
-	8,  // 7: atoll.v1.OperatorService.StateHash:input_type -> atoll.v1.StateHashRequest
-	2,  // 8: atoll.v1.OperatorService.ListRaftPeers:output_type -> atoll.v1.ListRaftPeersResponse
-	11, // 9: atoll.v1.OperatorService.RemoveRaftPeer:output_type -> google.protobuf.Empty
-	2,  // 10: atoll.v1.OperatorService.JoinServer:output_type -> atoll.v1.ListRaftPeersResponse
-	6,  // 11: atoll.v1.OperatorService.SaveSnapshot:output_type -> atoll.v1.SnapshotChunk
-	7,  // 12: atoll.v1.OperatorService.RestoreSnapshot:output_type -> atoll.v1.RestoreSnapshotResponse
-	9,  // 13: atoll.v1.OperatorService.StateHash:output_type -> atoll.v1.StateHashResponse
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	11, // 1: atoll.v1.JoinServerRequest.server:type_name -> atoll.v1.ServerMember
+	1,  // 2: atoll.v1.JoinServerResponse.peers:type_name -> atoll.v1.RaftPeer
+	0,  // 3: atoll.v1.OperatorService.ListRaftPeers:input_type -> atoll.v1.ListRaftPeersRequest
+	3,  // 4: atoll.v1.OperatorService.RemoveRaftPeer:input_type -> atoll.v1.RemoveRaftPeerRequest
+	4,  // 5: atoll.v1.OperatorService.JoinServer:input_type -> atoll.v1.JoinServerRequest
+	6,  // 6: atoll.v1.OperatorService.SaveSnapshot:input_type -> atoll.v1.SaveSnapshotRequest
+	7,  // 7: atoll.v1.OperatorService.RestoreSnapshot:input_type -> atoll.v1.SnapshotChunk
+	9,  // 8: atoll.v1.OperatorService.StateHash:input_type -> atoll.v1.StateHashRequest
+	2,  // 9: atoll.v1.OperatorService.ListRaftPeers:output_type -> atoll.v1.ListRaftPeersResponse
+	12, // 10: atoll.v1.OperatorService.RemoveRaftPeer:output_type -> google.protobuf.Empty
+	5,  // 11: atoll.v1.OperatorService.JoinServer:output_type -> atoll.v1.JoinServerResponse
+	7,  // 12: atoll.v1.OperatorService.SaveSnapshot:output_type -> atoll.v1.SnapshotChunk
+	8,  // 13: atoll.v1.OperatorService.RestoreSnapshot:output_type -> atoll.v1.RestoreSnapshotResponse
+	10, // 14: atoll.v1.OperatorService.StateHash:output_type -> atoll.v1.StateHashResponse
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_operator_service_proto_init() }
@@ -594,7 +653,7 @@ func file_atoll_v1_operator_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_operator_service_proto_rawDesc), len(file_atoll_v1_operator_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

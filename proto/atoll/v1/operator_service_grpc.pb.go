@@ -37,7 +37,7 @@ type OperatorServiceClient interface {
 	ListRaftPeers(ctx context.Context, in *ListRaftPeersRequest, opts ...grpc.CallOption) (*ListRaftPeersResponse, error)
 	RemoveRaftPeer(ctx context.Context, in *RemoveRaftPeerRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// JoinServer adds a server as a raft voter (called by `atoll server --join`).
-	JoinServer(ctx context.Context, in *JoinServerRequest, opts ...grpc.CallOption) (*ListRaftPeersResponse, error)
+	JoinServer(ctx context.Context, in *JoinServerRequest, opts ...grpc.CallOption) (*JoinServerResponse, error)
 	// SaveSnapshot streams a snapshot of the whole state.
 	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
 	// RestoreSnapshot replaces the whole state of the cluster with a saved snapshot.
@@ -74,9 +74,9 @@ func (c *operatorServiceClient) RemoveRaftPeer(ctx context.Context, in *RemoveRa
 	return out, nil
 }
 
-func (c *operatorServiceClient) JoinServer(ctx context.Context, in *JoinServerRequest, opts ...grpc.CallOption) (*ListRaftPeersResponse, error) {
+func (c *operatorServiceClient) JoinServer(ctx context.Context, in *JoinServerRequest, opts ...grpc.CallOption) (*JoinServerResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListRaftPeersResponse)
+	out := new(JoinServerResponse)
 	err := c.cc.Invoke(ctx, OperatorService_JoinServer_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ type OperatorServiceServer interface {
 	ListRaftPeers(context.Context, *ListRaftPeersRequest) (*ListRaftPeersResponse, error)
 	RemoveRaftPeer(context.Context, *RemoveRaftPeerRequest) (*emptypb.Empty, error)
 	// JoinServer adds a server as a raft voter (called by `atoll server --join`).
-	JoinServer(context.Context, *JoinServerRequest) (*ListRaftPeersResponse, error)
+	JoinServer(context.Context, *JoinServerRequest) (*JoinServerResponse, error)
 	// SaveSnapshot streams a snapshot of the whole state.
 	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
 	// RestoreSnapshot replaces the whole state of the cluster with a saved snapshot.
@@ -158,7 +158,7 @@ func (UnimplementedOperatorServiceServer) ListRaftPeers(context.Context, *ListRa
 func (UnimplementedOperatorServiceServer) RemoveRaftPeer(context.Context, *RemoveRaftPeerRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveRaftPeer not implemented")
 }
-func (UnimplementedOperatorServiceServer) JoinServer(context.Context, *JoinServerRequest) (*ListRaftPeersResponse, error) {
+func (UnimplementedOperatorServiceServer) JoinServer(context.Context, *JoinServerRequest) (*JoinServerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method JoinServer not implemented")
 }
 func (UnimplementedOperatorServiceServer) SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
