@@ -64,7 +64,11 @@ func (a *applier) applyCreateEnvironment(c *atollv1.CreateEnvironmentCmd) (*atol
 	if err := a.checkOrgRoom(env.OrgId, q); err != nil {
 		return nil, err
 	}
+	if err := a.checkCarried(c, env); err != nil {
+		return nil, err
+	}
 	// All checks passed: write.
+	requested := env.Slug
 	if env.IsDefault {
 		if err := a.clearDefault(env.ProjectId, env.Id); err != nil {
 			return nil, err
@@ -81,7 +85,16 @@ func (a *applier) applyCreateEnvironment(c *atollv1.CreateEnvironmentCmd) (*atol
 	if err := a.adjustOrgAllocation(env.OrgId, q, 1); err != nil {
 		return nil, err
 	}
-	return env, a.saveEnv(nil, env, "create", "environment.created")
+	if err := a.saveEnv(nil, env, "create", "environment.created"); err != nil {
+		return nil, err
+	}
+	if !hasCarried(c) {
+		return env, nil
+	}
+	if err := a.writeCarried(c, env, requested); err != nil {
+		return nil, err
+	}
+	return a.tx.Environment(env.Id), nil
 }
 
 // clearDefault makes the project's other default environment non-default.
