@@ -198,12 +198,13 @@ func envCreate() *command {
 
 func envGet() *command {
 	return leaf("env get", "ID|NAME", "show an environment", 1, 1, func(fs *flag.FlagSet) func(*call) error {
+		stale := fs.Bool("stale", false, "answer from the contacted server's own state (may lag the leader)")
 		return func(c *call) error {
 			id, err := resolveEnv(c, c.args[0], true)
 			if err != nil {
 				return err
 			}
-			e, err := envClient(c).GetEnvironment(c.ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: id})
+			e, err := envClient(c).GetEnvironment(c.ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: id, Stale: *stale})
 			if err != nil {
 				return err
 			}
@@ -220,6 +221,7 @@ func envList() *command {
 		all := fs.Bool("all", false, "include deleted environments")
 		limit := fs.Int("limit", 0, "page size (server default 50, max 100)")
 		token := fs.String("page-token", "", "continue from a previous page")
+		stale := fs.Bool("stale", false, "answer from the contacted server's own state (may lag the leader)")
 		return func(c *call) error {
 			var err error
 			if *project, err = optProject(c, *project); err != nil {
@@ -227,7 +229,7 @@ func envList() *command {
 			}
 			resp, err := envClient(c).ListEnvironments(c.ctx, &atollv1.ListEnvironmentsRequest{
 				ProjectId: *project, Status: *status, Search: *search, IncludeDeleted: *all,
-				PageSize: int32(*limit), PageToken: *token,
+				PageSize: int32(*limit), PageToken: *token, Stale: *stale,
 			})
 			if err != nil {
 				return err
