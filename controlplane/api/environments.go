@@ -36,7 +36,6 @@ func (s *envService) CreateEnvironment(ctx context.Context, req *atollv1.CreateE
 	checkDescription(&v, "description", req.Description)
 	checkLabels(&v, "labels", req.Labels)
 	checkVariables(&v, "variables", req.Variables)
-	ttl := checkTTL(&v, "ttl", req.Ttl, s.opts.MaxTTL)
 	tx := s.snap()
 	org := tx.Organization(orgID)
 	if org == nil {
@@ -46,14 +45,24 @@ func (s *envService) CreateEnvironment(ctx context.Context, req *atollv1.CreateE
 	if def == nil {
 		def = DefaultEnvironmentQuota
 	}
+	// From a blueprint (by id or name): its quota and ttl are the defaults.
+	var bp *atollv1.Blueprint
+	ttlStr := req.Ttl
+	if req.BlueprintId != "" {
+		b, err := s.findBlueprint(ctx, tx, "blueprintId", req.BlueprintId)
+		if err != nil {
+			return nil, err
+		}
+		bp = b
+		def = fillQuota(&v, "blueprint.resourceQuota", bp.ResourceQuota, def)
+		if ttlStr == "" {
+			ttlStr = bp.DefaultTtl
+		}
+	}
+	ttl := checkTTL(&v, "ttl", ttlStr, s.opts.MaxTTL)
 	q := fillQuota(&v, "resourceQuota", req.ResourceQuota, def)
 	if req.ProjectId != "" {
 		if err := CheckID("projectId", "prj", req.ProjectId); err != nil {
-			return nil, err
-		}
-	}
-	if req.BlueprintId != "" {
-		if err := CheckID("blueprintId", "bp", req.BlueprintId); err != nil {
 			return nil, err
 		}
 	}
@@ -67,25 +76,39 @@ func (s *envService) CreateEnvironment(ctx context.Context, req *atollv1.CreateE
 	if p := tx.Project(projectID); p == nil || p.OrgId != orgID {
 		return nil, apierr.NotFound("project", projectID)
 	}
-	if req.BlueprintId != "" {
-		return nil, apierr.NotFound("blueprint", req.BlueprintId)
-	}
 	now := s.opts.Now().UTC()
 	env := &atollv1.Environment{
 		Id: NewID("env"), Name: req.Name, Slug: req.Slug, Description: req.Description,
 		OrgId: orgID, ProjectId: projectID, ResourceQuota: q, IsDefault: req.IsDefault,
-		Labels: req.Labels, Variables: req.Variables, BlueprintId: req.BlueprintId,
+		Labels: req.Labels, Variables: req.Variables,
 	}
 	derived := env.Slug == ""
 	if derived {
 		env.Slug = Slugify(req.Name, "env")
 	}
 	if ttl > 0 {
-		env.Ttl = req.Ttl
+		env.Ttl = ttlStr
 		env.ExpiresAt = timestamppb.New(now.Add(ttl))
 	}
+	create := &atollv1.CreateEnvironmentCmd{Environment: env, SlugDerived: derived}
+	if bp != nil {
+		// Substitute the variables into the blueprint's templates and
+		// validate every object like its own create API; the objects are
+		// created with the environment in the same apply.
+		vars, err := blueprintVars(bp, req.Variables)
+		if err != nil {
+			return nil, err
+		}
+		env.BlueprintId, env.Variables = bp.Id, vars
+		var bv apierr.Violations
+		objs := s.buildObjects(&bv, bp, vars, env, true, nil)
+		if err := prefixed("blueprint", bv).Err(); err != nil {
+			return nil, err
+		}
+		create.Volumes, create.VariableSets, create.Files, create.Apps = objs.volumes, objs.varSets, objs.files, objs.apps
+	}
 	cmd := s.command(ctx)
-	cmd.Cmd = &atollv1.Command_CreateEnvironment{CreateEnvironment: &atollv1.CreateEnvironmentCmd{Environment: env, SlugDerived: derived}}
+	cmd.Cmd = &atollv1.Command_CreateEnvironment{CreateEnvironment: create}
 	out, err := s.apply(ctx, cmd)
 	if err != nil {
 		return nil, err
