@@ -35,7 +35,9 @@ type Config struct {
 	EventLimit   int
 	MaxTTL       time.Duration
 	ReapInterval time.Duration
-	OrgName      string
+	// ExpiryWarning: how long before an environment's TTL ends an "expiring" event is sent.
+	ExpiryWarning time.Duration
+	OrgName       string
 
 	// Raft timing and log compaction.
 	HeartbeatTimeout   time.Duration
@@ -81,6 +83,7 @@ func DefaultConfig() Config {
 		EventLimit:         10000,
 		MaxTTL:             720 * time.Hour,
 		ReapInterval:       5 * time.Second,
+		ExpiryWarning:      10 * time.Minute,
 		OrgName:            "default",
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,

@@ -124,22 +124,28 @@ func (s *Server) reapLoop(ctx context.Context) {
 		now := time.Now()
 		st, _ := s.fsm.State()
 		tx := st.Snapshot()
-		var expired []string
+		var expired, warn []string
 		for _, org := range tx.Organizations() {
 			for _, e := range tx.Environments(org.Id) {
-				if !e.IsDeleted && e.ExpiresAt != nil && !e.ExpiresAt.AsTime().After(now) {
+				if e.IsDeleted || e.ExpiresAt == nil {
+					continue
+				}
+				switch at := e.ExpiresAt.AsTime(); {
+				case !at.After(now):
 					expired = append(expired, e.Id)
+				case at.Sub(now) <= s.cfg.ExpiryWarning && !proto.Equal(e.ExpiryWarnedFor, e.ExpiresAt):
+					warn = append(warn, e.Id)
 				}
 			}
 		}
-		if len(expired) == 0 {
+		if len(expired) == 0 && len(warn) == 0 {
 			continue
 		}
-		cmd := &atollv1.Command{Actor: "system:ttl", Cmd: &atollv1.Command_ExpireEnvironments{ExpireEnvironments: &atollv1.ExpireEnvironmentsCmd{EnvironmentIds: expired}}}
+		cmd := &atollv1.Command{Actor: "system:ttl", Cmd: &atollv1.Command_ExpireEnvironments{ExpireEnvironments: &atollv1.ExpireEnvironmentsCmd{EnvironmentIds: expired, WarnIds: warn}}}
 		if _, err := s.applySystem(cmd); err != nil {
 			s.log.Warn("expire environments", "err", err)
 		} else {
-			s.log.Info("expired environments", "count", len(expired))
+			s.log.Info("environment TTLs", "expired", len(expired), "warned", len(warn))
 		}
 	}
 }

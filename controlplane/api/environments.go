@@ -469,6 +469,7 @@ func (s *envService) StopEnvironment(ctx context.Context, req *atollv1.StopEnvir
 var eventTypes = map[string]string{
 	"environment.created": "created", "environment.updated": "updated", "environment.deleted": "deleted",
 	"environment.restored": "restored", "environment.status_changed": "status_changed", "environment.expired": "deleted",
+	"environment.expiring": "expiring",
 }
 
 func (s *envService) WatchEnvironment(req *atollv1.WatchEnvironmentRequest, stream atollv1.EnvironmentService_WatchEnvironmentServer) error {

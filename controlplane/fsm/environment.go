@@ -384,6 +384,20 @@ func (a *applier) applySetEnvironmentState(c *atollv1.SetEnvironmentStateCmd) (*
 }
 
 func (a *applier) applyExpireEnvironments(c *atollv1.ExpireEnvironmentsCmd) error {
+	for _, id := range c.WarnIds {
+		cur := a.tx.Environment(id)
+		if cur == nil || cur.IsDeleted || cur.ExpiresAt == nil || proto.Equal(cur.ExpiryWarnedFor, cur.ExpiresAt) {
+			continue
+		}
+		env := proto.Clone(cur).(*atollv1.Environment)
+		env.ExpiryWarnedFor, env.ModifyIndex = cur.ExpiresAt, a.index
+		if err := a.tx.Insert(state.TableEnvironments, env); err != nil {
+			return err
+		}
+		if err := a.event("environment.expiring", "environment", env.Id, env.OrgId, env.ProjectId, env); err != nil {
+			return err
+		}
+	}
 	for _, id := range c.EnvironmentIds {
 		cur := a.tx.Environment(id)
 		if cur == nil || cur.IsDeleted || cur.ExpiresAt == nil || cur.ExpiresAt.AsTime().After(a.time) {

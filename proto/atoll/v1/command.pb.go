@@ -1344,8 +1344,10 @@ func (x *SetEnvironmentStateCmd) GetAction() string {
 type ExpireEnvironmentsCmd struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	EnvironmentIds []string               `protobuf:"bytes,1,rep,name=environment_ids,json=environmentIds,proto3" json:"environment_ids,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Environments that expire soon: an "expiring" event is sent once per expiry.
+	WarnIds       []string `protobuf:"bytes,2,rep,name=warn_ids,json=warnIds,proto3" json:"warn_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExpireEnvironmentsCmd) Reset() {
@@ -1381,6 +1383,13 @@ func (*ExpireEnvironmentsCmd) Descriptor() ([]byte, []int) {
 func (x *ExpireEnvironmentsCmd) GetEnvironmentIds() []string {
 	if x != nil {
 		return x.EnvironmentIds
+	}
+	return nil
+}
+
+func (x *ExpireEnvironmentsCmd) GetWarnIds() []string {
+	if x != nil {
+		return x.WarnIds
 	}
 	return nil
 }
@@ -2513,9 +2522,10 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\"W\n" +
 	"\x16SetEnvironmentStateCmd\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x16\n" +
-	"\x06action\x18\x02 \x01(\tR\x06action\"@\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\"[\n" +
 	"\x15ExpireEnvironmentsCmd\x12'\n" +
-	"\x0fenvironment_ids\x18\x01 \x03(\tR\x0eenvironmentIds\"/\n" +
+	"\x0fenvironment_ids\x18\x01 \x03(\tR\x0eenvironmentIds\x12\x19\n" +
+	"\bwarn_ids\x18\x02 \x03(\tR\awarnIds\"/\n" +
 	"\fCreateAppCmd\x12\x1f\n" +
 	"\x03app\x18\x01 \x01(\v2\r.atoll.v1.AppR\x03app\"Z\n" +
 	"\fUpdateAppCmd\x12\x1f\n" +

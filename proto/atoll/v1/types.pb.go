@@ -440,8 +440,10 @@ type Environment struct {
 	ActiveDeployments map[string]string     `protobuf:"bytes,29,rep,name=active_deployments,json=activeDeployments,proto3" json:"active_deployments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	CreateIndex       uint64                `protobuf:"varint,30,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
 	ModifyIndex       uint64                `protobuf:"varint,31,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The expiry an "expiring" warning event was sent for (output).
+	ExpiryWarnedFor *timestamppb.Timestamp `protobuf:"bytes,32,opt,name=expiry_warned_for,json=expiryWarnedFor,proto3" json:"expiry_warned_for,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Environment) Reset() {
@@ -689,6 +691,13 @@ func (x *Environment) GetModifyIndex() uint64 {
 		return x.ModifyIndex
 	}
 	return 0
+}
+
+func (x *Environment) GetExpiryWarnedFor() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiryWarnedFor
+	}
+	return nil
 }
 
 // EnvironmentVersion is one entry of an environment's history.
@@ -1408,7 +1417,7 @@ const file_atoll_v1_types_proto_rawDesc = "" +
 	"\x12EnvironmentMetrics\x12\x1b\n" +
 	"\tcpu_usage\x18\x01 \x01(\x01R\bcpuUsage\x12&\n" +
 	"\x0fmemory_usage_gb\x18\x02 \x01(\x01R\rmemoryUsageGb\x12(\n" +
-	"\x10storage_usage_gb\x18\x03 \x01(\x01R\x0estorageUsageGb\"\x94\f\n" +
+	"\x10storage_usage_gb\x18\x03 \x01(\x01R\x0estorageUsageGb\"\xdc\f\n" +
 	"\vEnvironment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1451,7 +1460,8 @@ const file_atoll_v1_types_proto_rawDesc = "" +
 	"\ametrics\x18\x1c \x01(\v2\x1c.atoll.v1.EnvironmentMetricsR\ametrics\x12[\n" +
 	"\x12active_deployments\x18\x1d \x03(\v2,.atoll.v1.Environment.ActiveDeploymentsEntryR\x11activeDeployments\x12!\n" +
 	"\fcreate_index\x18\x1e \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\x1f \x01(\x04R\vmodifyIndex\x1a9\n" +
+	"\fmodify_index\x18\x1f \x01(\x04R\vmodifyIndex\x12F\n" +
+	"\x11expiry_warned_for\x18  \x01(\v2\x1a.google.protobuf.TimestampR\x0fexpiryWarnedFor\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
@@ -1603,27 +1613,28 @@ var file_atoll_v1_types_proto_depIdxs = []int32{
 	4,  // 11: atoll.v1.Environment.endpoints:type_name -> atoll.v1.Endpoint
 	5,  // 12: atoll.v1.Environment.metrics:type_name -> atoll.v1.EnvironmentMetrics
 	15, // 13: atoll.v1.Environment.active_deployments:type_name -> atoll.v1.Environment.ActiveDeploymentsEntry
-	16, // 14: atoll.v1.EnvironmentVersion.modified_at:type_name -> google.protobuf.Timestamp
-	6,  // 15: atoll.v1.EnvironmentVersion.environment:type_name -> atoll.v1.Environment
-	16, // 16: atoll.v1.Project.created_at:type_name -> google.protobuf.Timestamp
-	16, // 17: atoll.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
-	1,  // 18: atoll.v1.Organization.quota:type_name -> atoll.v1.Resources
-	1,  // 19: atoll.v1.Organization.allocated:type_name -> atoll.v1.Resources
-	1,  // 20: atoll.v1.Organization.available:type_name -> atoll.v1.Resources
-	2,  // 21: atoll.v1.Organization.utilization_percent:type_name -> atoll.v1.Percentages
-	1,  // 22: atoll.v1.Organization.default_environment_quota:type_name -> atoll.v1.Resources
-	16, // 23: atoll.v1.Organization.created_at:type_name -> google.protobuf.Timestamp
-	16, // 24: atoll.v1.Organization.updated_at:type_name -> google.protobuf.Timestamp
-	16, // 25: atoll.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	16, // 26: atoll.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 27: atoll.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
-	16, // 28: atoll.v1.Event.time:type_name -> google.protobuf.Timestamp
-	6,  // 29: atoll.v1.Event.environment:type_name -> atoll.v1.Environment
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	16, // 14: atoll.v1.Environment.expiry_warned_for:type_name -> google.protobuf.Timestamp
+	16, // 15: atoll.v1.EnvironmentVersion.modified_at:type_name -> google.protobuf.Timestamp
+	6,  // 16: atoll.v1.EnvironmentVersion.environment:type_name -> atoll.v1.Environment
+	16, // 17: atoll.v1.Project.created_at:type_name -> google.protobuf.Timestamp
+	16, // 18: atoll.v1.Project.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 19: atoll.v1.Organization.quota:type_name -> atoll.v1.Resources
+	1,  // 20: atoll.v1.Organization.allocated:type_name -> atoll.v1.Resources
+	1,  // 21: atoll.v1.Organization.available:type_name -> atoll.v1.Resources
+	2,  // 22: atoll.v1.Organization.utilization_percent:type_name -> atoll.v1.Percentages
+	1,  // 23: atoll.v1.Organization.default_environment_quota:type_name -> atoll.v1.Resources
+	16, // 24: atoll.v1.Organization.created_at:type_name -> google.protobuf.Timestamp
+	16, // 25: atoll.v1.Organization.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 26: atoll.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	16, // 27: atoll.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 28: atoll.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
+	16, // 29: atoll.v1.Event.time:type_name -> google.protobuf.Timestamp
+	6,  // 30: atoll.v1.Event.environment:type_name -> atoll.v1.Environment
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_types_proto_init() }
