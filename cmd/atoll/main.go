@@ -61,6 +61,7 @@ func root() *command {
 		envCommand(),
 		projectCommand(),
 		appCommand(),
+		releaseCommand(),
 		volumeCommand(),
 		varsetCommand(),
 		fileCommand(),
