@@ -15,7 +15,9 @@ func releaseCommand() *command {
 		releaseCreate(), releaseList(), releaseGet(), releaseDeploy(), releaseUndeploy(), releaseHistory())
 }
 
-func releaseClient(c *call) atollv1.ReleaseServiceClient { return atollv1.NewReleaseServiceClient(c.conn) }
+func releaseClient(c *call) atollv1.ReleaseServiceClient {
+	return atollv1.NewReleaseServiceClient(c.conn)
+}
 
 // releaseProject resolves --project; empty means the organization's default project.
 func releaseProject(c *call, arg string) (string, error) {
