@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atollhq/atoll/controlplane/cptest"
 	"github.com/atollhq/atoll/controlplane/state"
@@ -235,4 +237,43 @@ func TestReleaseDeployREST(t *testing.T) {
 	code, eo := r.do("DELETE", "/v1/environments/"+env.Id+"/deploy/nothere", nil)
 	wantError(t, code, eo, http.StatusNotFound, "NOT_FOUND")
 	r.must(http.StatusOK, "DELETE", "/v1/environments/"+env.Id+"/deploy/web", nil)
+}
+
+// A deploy prepared against an older version of the app is refused
+// (ABORTED) by the state machine and leaves no trace.
+func TestReleaseDeployStaleVersionAborted(t *testing.T) {
+	f := newAPIFixture(t)
+	rels := atollv1.NewReleaseServiceClient(cptest.Conn(t, f.srv))
+	env := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "occ"})
+	mk := func(v string) *atollv1.Release {
+		r, err := rels.CreateRelease(f.ctx, &atollv1.CreateReleaseRequest{ProjectId: env.ProjectId, Release: &atollv1.Release{AppName: "api", Version: v, Source: image(v)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	v1, v2 := mk("v1"), mk("v2")
+	d1, err := rels.DeployRelease(f.ctx, &atollv1.DeployReleaseRequest{EnvironmentId: env.Id, ReleaseId: v1.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.srv.State()
+	app := proto.Clone(st.Snapshot().App(d1.AppId)).(*atollv1.App)
+	app.Source = v2.Source
+	res, err := f.srv.Apply(f.ctx, &atollv1.Command{Time: timestamppb.Now(), Actor: "test", OrgId: env.OrgId,
+		Cmd: &atollv1.Command_DeployRelease{DeployRelease: &atollv1.DeployReleaseCmd{
+			App: app, ExpectedVersion: app.Version + 1,
+			Deployment: &atollv1.Deployment{Id: "dep_aaaaaaaaaaaaaaaaaaaaaaaaaa", EnvironmentId: env.Id, ReleaseId: v2.Id},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, res.Err, codes.Aborted, "version")
+	tx := st.Snapshot()
+	if a := tx.App(d1.AppId); a.Version != 1 || a.Source.Image.Tag != "v1" {
+		t.Fatalf("app changed by a refused deploy: %v", a)
+	}
+	if len(tx.Deployments(env.Id)) != 1 || tx.Environment(env.Id).ActiveDeployments["api"] != v1.Id {
+		t.Fatalf("refused deploy recorded: %v %v", tx.Deployments(env.Id), tx.Environment(env.Id).ActiveDeployments)
+	}
 }
