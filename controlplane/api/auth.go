@@ -105,6 +105,16 @@ var methodPermissions = map[string]string{
 	"/atoll.v1.NodeService/GetNode":                          PermNodeRead,
 	"/atoll.v1.NodeService/DrainNode":                        PermNodeWrite,
 	"/atoll.v1.AgentService/Session":                         PermNodeAgent,
+	"/atoll.v1.ReleaseService/CreateRelease":                 PermAppWrite,
+	"/atoll.v1.ReleaseService/GetRelease":                    PermAppRead,
+	"/atoll.v1.ReleaseService/ListReleases":                  PermAppRead,
+	"/atoll.v1.ReleaseService/DeployRelease":                 PermAppWrite,
+	"/atoll.v1.ReleaseService/UndeployApp":                   PermAppWrite,
+	"/atoll.v1.ReleaseService/ListDeployments":               PermAppRead,
+	"/atoll.v1.BlueprintService/CreateBlueprint":             PermEnvWrite,
+	"/atoll.v1.BlueprintService/GetBlueprint":                PermEnvRead,
+	"/atoll.v1.BlueprintService/ListBlueprints":              PermEnvRead,
+	"/atoll.v1.BlueprintService/DeleteBlueprint":             PermEnvWrite,
 }
 
 // RegisterPermission declares the permission of an RPC added by another package.
