@@ -28,6 +28,15 @@ type blueprintService struct {
 	atollv1.UnimplementedBlueprintServiceServer
 }
 
+func init() {
+	// Blueprints are environment templates: reading them is env:read,
+	// changing them env:write.
+	RegisterPermission(atollv1.BlueprintService_CreateBlueprint_FullMethodName, PermEnvWrite)
+	RegisterPermission(atollv1.BlueprintService_GetBlueprint_FullMethodName, PermEnvRead)
+	RegisterPermission(atollv1.BlueprintService_ListBlueprints_FullMethodName, PermEnvRead)
+	RegisterPermission(atollv1.BlueprintService_DeleteBlueprint_FullMethodName, PermEnvWrite)
+}
+
 // MaxBlueprintObjects limits each kind of template in a blueprint.
 const MaxBlueprintObjects = 64
 
