@@ -164,10 +164,17 @@ func envCreate() *command {
 		def := fs.Bool("default", false, "make it the project's default environment")
 		var labels multiFlag
 		fs.Var(&labels, "label", "label key=value (repeatable)")
+		bp := fs.String("blueprint", "", "create it from this blueprint (name or id) with its apps, volumes, variable sets and files")
+		var vars multiFlag
+		fs.Var(&vars, "var", "blueprint variable NAME=VALUE (repeatable)")
 		var q quotaFlags
 		q.register(fs, "quota:")
 		return func(c *call) error {
 			quota, _, err := q.resources()
+			if err != nil {
+				return err
+			}
+			variables, err := parseVars(vars)
 			if err != nil {
 				return err
 			}
@@ -180,7 +187,7 @@ func envCreate() *command {
 			}
 			e, err := envClient(c).CreateEnvironment(c.ctx, &atollv1.CreateEnvironmentRequest{
 				Name: c.args[0], ProjectId: *project, Ttl: *ttl, Description: *desc, Slug: *slug,
-				IsDefault: *def, Labels: lbl, ResourceQuota: quota,
+				IsDefault: *def, Labels: lbl, ResourceQuota: quota, BlueprintId: *bp, Variables: variables,
 			})
 			if err != nil {
 				return err

@@ -62,6 +62,7 @@ func root() *command {
 		projectCommand(),
 		appCommand(),
 		releaseCommand(),
+		blueprintCommand(),
 		volumeCommand(),
 		varsetCommand(),
 		fileCommand(),
