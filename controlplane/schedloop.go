@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -206,7 +207,12 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 		case atollv1.NodeStatus_NODE_DRAINING:
 			st = scheduler.NodeDraining
 		}
-		in.Nodes = append(in.Nodes, scheduler.Node{ID: n.Id, Status: st, Capacity: schedRes(n.Capacity), Allocatable: schedRes(n.Allocatable), Labels: n.Labels})
+		labels := make(map[string]string, len(n.Labels)+1)
+		for k, v := range n.Labels {
+			labels[k] = v
+		}
+		labels[nodeIDLabel] = n.Id
+		in.Nodes = append(in.Nodes, scheduler.Node{ID: n.Id, Status: st, Capacity: schedRes(n.Capacity), Allocatable: schedRes(n.Allocatable), Labels: labels})
 	}
 	byApp := map[string][]*atollv1.Instance{}
 	for _, i := range instances {
@@ -339,7 +345,11 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 		}
 		key := appKey(v.app.Id, v.app.Version)
 		appsByKey[key] = v.app
-		in.Requests = append(in.Requests, scheduler.Request{AppID: key, Replicas: target, Resources: schedRes(v.app.Requests)})
+		pins, unpinned := volumePins(tx, v.app)
+		if unpinned && len(v.cur) == 0 {
+			target = min(target, 1) // the first replica decides where the volume lives
+		}
+		in.Requests = append(in.Requests, scheduler.Request{AppID: key, Replicas: target, Resources: schedRes(v.app.Requests), Constraints: pins})
 	}
 	for _, i := range instances {
 		if stopping[i.Id] {
@@ -384,7 +394,7 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 			continue
 		}
 		unplacedKeys[u.AppID] = true
-		why := u.Reasons.String()
+		why := explainPins(u.Reasons.String())
 		if v := viewByApp[app.Id]; v != nil && v.drainMove && len(v.onDrain) > 0 {
 			why = "cannot move off a draining node: " + why
 		}
@@ -413,4 +423,44 @@ func appVersion(tx *state.Txn, appID string) int64 {
 		return a.Version
 	}
 	return 0
+}
+
+// nodeIDLabel is a synthetic node label the scheduler sees, so instances
+// can be pinned to the node that holds their volumes' data.
+const nodeIDLabel = "atoll.node.id"
+
+// volumePins constrains an app to the nodes its volumes live on (a volume
+// is a Docker volume on one node: its data does not move), and reports
+// whether some volume is not placed yet.
+func volumePins(tx *state.Txn, app *atollv1.App) (pins []scheduler.Constraint, unpinned bool) {
+	seen := map[string]bool{}
+	for _, m := range app.VolumeMounts {
+		vol := tx.Volume(m.VolIdRef)
+		switch {
+		case vol == nil:
+		case vol.NodeId == "":
+			unpinned = true
+		case !seen[vol.NodeId]:
+			seen[vol.NodeId] = true
+			pins = append(pins, scheduler.Constraint{Key: nodeIDLabel, Op: scheduler.OpEqual, Values: []string{vol.NodeId}})
+		}
+	}
+	return pins, unpinned
+}
+
+// explainPins rewrites the scheduler's constraint text for volume pins.
+func explainPins(why string) string {
+	const prefix = "constraint " + nodeIDLabel + "="
+	for {
+		i := strings.Index(why, prefix)
+		if i < 0 {
+			return why
+		}
+		rest := why[i+len(prefix):]
+		j := strings.Index(rest, " not met")
+		if j < 0 {
+			return why
+		}
+		why = why[:i] + "volume data on node " + rest[:j] + why[i+len(prefix)+j+len(" not met"):]
+	}
 }

@@ -148,8 +148,37 @@ func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
 			return apierr.Aborted("stale plan: node %s has no room for %s (%d > %d)", nodeID, sf.Dimension, sf.Requested, sf.Available)
 		}
 	}
+	// Volumes live on one node: an instance must be placed where its
+	// volumes' data is; the first placement pins an unplaced volume.
+	pin := map[string]string{}
+	for _, in := range c.Place {
+		app := a.tx.App(in.AppId)
+		for _, m := range app.GetVolumeMounts() {
+			vol := a.tx.Volume(m.VolIdRef)
+			if vol == nil {
+				continue
+			}
+			node := vol.NodeId
+			if node == "" {
+				node = pin[vol.Id]
+			}
+			switch {
+			case node == "":
+				pin[vol.Id] = in.NodeId
+			case node != in.NodeId:
+				return apierr.Aborted("stale plan: volume %s lives on node %s, not %s", vol.Id, node, in.NodeId)
+			}
+		}
+	}
 	// Checks passed: write.
 	envs := map[string]bool{}
+	for volID, node := range pin {
+		vol := proto.Clone(a.tx.Volume(volID)).(*atollv1.Volume)
+		vol.NodeId, vol.ModifyIndex = node, a.index
+		if err := a.tx.Insert(state.TableVolumes, vol); err != nil {
+			return err
+		}
+	}
 	drained := map[string]bool{}
 	for _, id := range c.Stop {
 		if in := a.tx.Instance(id); in != nil {
