@@ -208,6 +208,17 @@ func TestReleaseErrors(t *testing.T) {
 	}
 	_, err = rels.UndeployApp(f.ctx, &atollv1.UndeployAppRequest{EnvironmentId: env.Id, AppId: "plain"})
 	wantCode(t, err, codes.NotFound)
+
+	// Deleting a deployed app as an app forgets its active deployment.
+	if _, err := rels.DeployRelease(f.ctx, &atollv1.DeployReleaseRequest{EnvironmentId: env.Id, ReleaseId: rel.Id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apps.DeleteApp(f.ctx, &atollv1.DeleteAppRequest{EnvId: env.Id, AppId: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := f.envs.GetEnvironment(f.ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: env.Id}); len(e.ActiveDeployments) != 0 {
+		t.Fatalf("active deployments after DeleteApp: %v", e.ActiveDeployments)
+	}
 }
 
 func TestReleaseDeployREST(t *testing.T) {

@@ -288,6 +288,9 @@ func (a *applier) applyDeleteApp(c *atollv1.DeleteAppCmd) error {
 	if err := a.event("app.deleted", "app", app.Id, app.OrgId, env.ProjectId, nil); err != nil {
 		return err
 	}
+	if err := a.forgetDeployment(env.Id, app.Name); err != nil { // releases.go
+		return err
+	}
 	return a.setEnvUsage(env.Id)
 }
 

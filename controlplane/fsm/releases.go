@@ -152,3 +152,16 @@ func (a *applier) recordDeployment(env *atollv1.Environment, dep *atollv1.Deploy
 	}
 	return a.event("environment.updated", "environment", env.Id, env.OrgId, env.ProjectId, env)
 }
+
+// forgetDeployment drops the active deployment of a deleted app, so that
+// the environment does not name a release for an app that no longer runs.
+func (a *applier) forgetDeployment(envID, appName string) error {
+	cur := a.tx.Environment(envID)
+	if cur == nil || cur.ActiveDeployments[appName] == "" {
+		return nil
+	}
+	env := proto.Clone(cur).(*atollv1.Environment)
+	delete(env.ActiveDeployments, appName)
+	env.ModifyIndex = a.index
+	return a.tx.Insert(state.TableEnvironments, env)
+}
