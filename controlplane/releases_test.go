@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atollhq/atoll/controlplane/cptest"
@@ -209,11 +210,19 @@ func TestReleaseErrors(t *testing.T) {
 	_, err = rels.UndeployApp(f.ctx, &atollv1.UndeployAppRequest{EnvironmentId: env.Id, AppId: "plain"})
 	wantCode(t, err, codes.NotFound)
 
-	// Deleting a deployed app as an app forgets its active deployment.
+	// Renaming a deployed app keeps its active deployment; deleting it as
+	// an app forgets it.
 	if _, err := rels.DeployRelease(f.ctx, &atollv1.DeployReleaseRequest{EnvironmentId: env.Id, ReleaseId: rel.Id}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := apps.DeleteApp(f.ctx, &atollv1.DeleteAppRequest{EnvId: env.Id, AppId: "api"}); err != nil {
+	if _, err := apps.UpdateApp(f.ctx, &atollv1.UpdateAppRequest{EnvId: env.Id, AppId: "api", App: &atollv1.App{Name: "api2"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := f.envs.GetEnvironment(f.ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: env.Id}); len(e.ActiveDeployments) != 1 || e.ActiveDeployments["api2"] != rel.Id {
+		t.Fatalf("active deployments after rename: %v", e.ActiveDeployments)
+	}
+	if _, err := apps.DeleteApp(f.ctx, &atollv1.DeleteAppRequest{EnvId: env.Id, AppId: "api2"}); err != nil {
 		t.Fatal(err)
 	}
 	if e, _ := f.envs.GetEnvironment(f.ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: env.Id}); len(e.ActiveDeployments) != 0 {

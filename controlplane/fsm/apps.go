@@ -265,6 +265,9 @@ func (a *applier) applyUpdateApp(c *atollv1.UpdateAppCmd) (*atollv1.App, error) 
 	if err := a.event("app.updated", "app", next.Id, next.OrgId, env.ProjectId, nil); err != nil {
 		return nil, err
 	}
+	if err := a.renameDeployment(env.Id, cur.Name, next.Name); err != nil { // releases.go
+		return nil, err
+	}
 	return next, a.setEnvUsage(env.Id)
 }
 

@@ -165,3 +165,16 @@ func (a *applier) forgetDeployment(envID, appName string) error {
 	env.ModifyIndex = a.index
 	return a.tx.Insert(state.TableEnvironments, env)
 }
+
+// renameDeployment keeps a renamed app's active deployment under its new name.
+func (a *applier) renameDeployment(envID, from, to string) error {
+	cur := a.tx.Environment(envID)
+	if from == to || cur == nil || cur.ActiveDeployments[from] == "" {
+		return nil
+	}
+	env := proto.Clone(cur).(*atollv1.Environment)
+	env.ActiveDeployments[to] = env.ActiveDeployments[from]
+	delete(env.ActiveDeployments, from)
+	env.ModifyIndex = a.index
+	return a.tx.Insert(state.TableEnvironments, env)
+}
