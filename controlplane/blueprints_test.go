@@ -186,6 +186,18 @@ func TestBlueprintQuotaAllOrNothing(t *testing.T) {
 	if e2, a2, v2, _ := counts(t, f, org); e2 != envs0 || a2 != apps0 || v2 != vols0 {
 		t.Fatal("a refused environment left traces")
 	}
+	// Two environments whose derived slugs collide: the second gets -2 and
+	// its apps' hostnames follow.
+	r.must(http.StatusCreated, "POST", "/v1/environments", map[string]any{"name": "shop eu", "blueprintId": "shop", "variables": map[string]string{"region": "eu"}})
+	e2 := r.must(http.StatusCreated, "POST", "/v1/environments", map[string]any{"name": "shop_eu", "blueprintId": "shop", "variables": map[string]string{"region": "eu"}})
+	if e2.str("slug") != "shop-eu-2" {
+		t.Fatalf("slug: %s", e2.raw)
+	}
+	web := r.must(http.StatusOK, "GET", "/v1/environments/"+e2.str("id")+"/apps/web", nil)
+	if web.str("publicEndpoint.hostname") != "web-shop-eu-2.localhost" || !strings.Contains(web.str("publicEndpoint.url"), "//web-shop-eu-2.localhost") ||
+		web.list("ports")[0].str("hostname") != "web-shop-eu-2.localhost" {
+		t.Fatalf("hostnames: %s", web.raw)
+	}
 	// A variable that makes an app invalid: 400 naming the field, nothing created.
 	code, o = r.do("POST", "/v1/environments", map[string]any{"name": "bad", "blueprintId": "shop",
 		"variables": map[string]string{"region": "eu", "version": "bad tag!"}})

@@ -397,7 +397,17 @@ func (s *blueprintService) CreateBlueprint(ctx context.Context, req *atollv1.Cre
 	if err != nil {
 		return nil, err
 	}
-	return out.(*atollv1.Blueprint), nil
+	return maskBlueprint(out.(*atollv1.Blueprint)), nil
+}
+
+// maskBlueprint hides the values of secret variables of its variable sets,
+// as the VariableSet API does.
+func maskBlueprint(b *atollv1.Blueprint) *atollv1.Blueprint {
+	out := proto.Clone(b).(*atollv1.Blueprint)
+	for i, vs := range out.VariableSets {
+		out.VariableSets[i] = maskSecrets(vs)
+	}
+	return out
 }
 
 func findBlueprintByName(tx *state.Txn, orgID, name string) *atollv1.Blueprint {
@@ -432,13 +442,21 @@ func (s *Services) findBlueprint(ctx context.Context, tx *state.Txn, field, ref 
 }
 
 func (s *blueprintService) GetBlueprint(ctx context.Context, req *atollv1.GetBlueprintRequest) (*atollv1.Blueprint, error) {
-	return s.findBlueprint(ctx, s.snap(), "blueprintId", req.BlueprintId)
+	b, err := s.findBlueprint(ctx, s.snap(), "blueprintId", req.BlueprintId)
+	if err != nil {
+		return nil, err
+	}
+	return maskBlueprint(b), nil
 }
 
 func (s *blueprintService) ListBlueprints(ctx context.Context, _ *atollv1.ListBlueprintsRequest) (*atollv1.ListBlueprintsResponse, error) {
 	bps := s.snap().Blueprints(orgOf(ctx))
 	sort.SliceStable(bps, func(i, j int) bool { return bps[i].CreateIndex < bps[j].CreateIndex })
-	return &atollv1.ListBlueprintsResponse{Blueprints: bps, TotalCount: int32(len(bps))}, nil
+	resp := &atollv1.ListBlueprintsResponse{TotalCount: int32(len(bps))}
+	for _, b := range bps {
+		resp.Blueprints = append(resp.Blueprints, maskBlueprint(b))
+	}
+	return resp, nil
 }
 
 func (s *blueprintService) DeleteBlueprint(ctx context.Context, req *atollv1.DeleteBlueprintRequest) (*emptypb.Empty, error) {
