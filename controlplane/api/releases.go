@@ -23,15 +23,6 @@ type releaseService struct {
 	atollv1.UnimplementedReleaseServiceServer
 }
 
-func init() {
-	for m, p := range map[string]string{
-		"CreateRelease": PermAppWrite, "GetRelease": PermAppRead, "ListReleases": PermAppRead,
-		"DeployRelease": PermAppWrite, "UndeployApp": PermAppWrite, "ListDeployments": PermAppRead,
-	} {
-		RegisterPermission("/atoll.v1.ReleaseService/"+m, p)
-	}
-}
-
 // Default per-replica requests of an app created by a deploy when the
 // release names none.
 const (
