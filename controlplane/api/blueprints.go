@@ -28,15 +28,6 @@ type blueprintService struct {
 	atollv1.UnimplementedBlueprintServiceServer
 }
 
-func init() {
-	// Blueprints are environment templates: reading them is env:read,
-	// changing them env:write.
-	RegisterPermission(atollv1.BlueprintService_CreateBlueprint_FullMethodName, PermEnvWrite)
-	RegisterPermission(atollv1.BlueprintService_GetBlueprint_FullMethodName, PermEnvRead)
-	RegisterPermission(atollv1.BlueprintService_ListBlueprints_FullMethodName, PermEnvRead)
-	RegisterPermission(atollv1.BlueprintService_DeleteBlueprint_FullMethodName, PermEnvWrite)
-}
-
 // MaxBlueprintObjects limits each kind of template in a blueprint.
 const MaxBlueprintObjects = 64
 
@@ -257,21 +248,18 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 		p := fmt.Sprintf("variableSets[%d]", i)
 		in := instantiate(t, vars, undeclared(p), mark(p))
 		var vv apierr.Violations
-		checkObjectName(&vv, "name", in.GetName())
-		if len(in.GetVariables()) > MaxVariables {
-			vv.Add("variables", "at most %d variables", MaxVariables)
-		}
-		for k, val := range in.GetVariables() {
-			if !envVarPattern.MatchString(k) {
-				vv.Add("variables."+truncate(k, 40), "must be an environment variable name: letters, digits and '_', not starting with a digit")
-			}
-			if val == nil || len(val.Value) > MaxVariableValue || !utf8.ValidString(val.GetValue()) || strings.ContainsRune(val.GetValue(), 0) {
-				vv.Add("variables."+truncate(k, 40), "value must be valid UTF-8 without NUL, at most %d bytes", MaxVariableValue)
-			}
-		}
+		checkVariableSet(&vv, "", in)
 		addErr(v, p, vv.Err(), skipFor(p))
 		seenVS(p+".name", in.GetName())
-		out.varSets = append(out.varSets, &atollv1.VariableSet{Id: id("vset"), EnvId: env.GetId(), OrgId: env.GetOrgId(), Name: in.GetName(), Variables: in.GetVariables()})
+		vars := in.GetVariables()
+		if assignIDs { // instantiated for an environment: secrets enter the log sealed
+			sealed, err := s.sealVariables(vars)
+			if err != nil {
+				v.Add(p, "%v", err)
+			}
+			vars = sealed
+		}
+		out.varSets = append(out.varSets, &atollv1.VariableSet{Id: id("vset"), EnvId: env.GetId(), OrgId: env.GetOrgId(), Name: in.GetName(), Variables: vars})
 	}
 	seenFile := names("file")
 	for i, t := range bp.Files {
@@ -510,4 +498,19 @@ func blueprintVars(bp *atollv1.Blueprint, given map[string]string) (map[string]s
 		out[bv.Name] = val
 	}
 	return out, v.Err()
+}
+
+// maskSecretVars is what an environment records of its blueprint variables:
+// secret ones masked (their values live only in the sealed objects).
+func maskSecretVars(bp *atollv1.Blueprint, vars map[string]string) map[string]string {
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		out[k] = v
+	}
+	for _, bv := range bp.Variables {
+		if _, ok := out[bv.Name]; ok && bv.Secret {
+			out[bv.Name] = SecretMask
+		}
+	}
+	return out
 }

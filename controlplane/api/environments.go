@@ -99,7 +99,7 @@ func (s *envService) CreateEnvironment(ctx context.Context, req *atollv1.CreateE
 		if err != nil {
 			return nil, err
 		}
-		env.BlueprintId, env.Variables = bp.Id, vars
+		env.BlueprintId, env.Variables = bp.Id, maskSecretVars(bp, vars)
 		var bv apierr.Violations
 		objs := s.buildObjects(&bv, bp, vars, env, true, nil)
 		if err := prefixed("blueprint", bv).Err(); err != nil {

@@ -161,32 +161,13 @@ func (s *varSetService) CreateVariableSet(ctx context.Context, req *atollv1.Crea
 	}
 	in := req.GetVariableSet()
 	var v apierr.Violations
-	checkObjectName(&v, "variableSet.name", in.GetName())
-	if len(in.GetVariables()) > MaxVariables {
-		v.Add("variableSet.variables", "at most %d variables", MaxVariables)
-	}
-	for k, val := range in.GetVariables() {
-		if !envVarPattern.MatchString(k) {
-			v.Add("variableSet.variables."+truncate(k, 40), "must be an environment variable name: letters, digits and '_', not starting with a digit")
-		}
-		if val == nil || len(val.Value) > MaxVariableValue || !utf8.ValidString(val.GetValue()) || strings.ContainsRune(val.GetValue(), 0) {
-			v.Add("variableSet.variables."+truncate(k, 40), "value must be valid UTF-8 without NUL, at most %d bytes", MaxVariableValue)
-		}
-	}
+	checkVariableSet(&v, "variableSet.", in)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	vars := make(map[string]*atollv1.Variable, len(in.GetVariables()))
-	for k, val := range in.GetVariables() {
-		cp := &atollv1.Variable{Value: val.GetValue(), Secret: val.GetSecret()}
-		if cp.Secret && s.opts.Secrets != nil {
-			sealed, err := s.opts.Secrets.Seal(cp.Value)
-			if err != nil {
-				return nil, apierr.Unavailable("cannot encrypt secret values on this server: %v", err)
-			}
-			cp.Value = sealed
-		}
-		vars[k] = cp
+	vars, err := s.sealVariables(in.GetVariables())
+	if err != nil {
+		return nil, err
 	}
 	vs := &atollv1.VariableSet{Id: NewID("vset"), EnvId: env.Id, OrgId: env.OrgId, Name: in.GetName(), Variables: vars}
 	cmd := s.command(ctx)
@@ -246,6 +227,40 @@ func (s *varSetService) DeleteVariableSet(ctx context.Context, req *atollv1.Dele
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
+}
+
+// checkVariableSet validates a variable set's name and variables; field
+// names start with prefix ("variableSet." or "").
+func checkVariableSet(v *apierr.Violations, prefix string, in *atollv1.VariableSet) {
+	checkObjectName(v, prefix+"name", in.GetName())
+	if len(in.GetVariables()) > MaxVariables {
+		v.Add(prefix+"variables", "at most %d variables", MaxVariables)
+	}
+	for k, val := range in.GetVariables() {
+		if !envVarPattern.MatchString(k) {
+			v.Add(prefix+"variables."+truncate(k, 40), "must be an environment variable name: letters, digits and '_', not starting with a digit")
+		}
+		if val == nil || len(val.Value) > MaxVariableValue || !utf8.ValidString(val.GetValue()) || strings.ContainsRune(val.GetValue(), 0) {
+			v.Add(prefix+"variables."+truncate(k, 40), "value must be valid UTF-8 without NUL, at most %d bytes", MaxVariableValue)
+		}
+	}
+}
+
+// sealVariables copies variables, encrypting the secret values.
+func (s *Services) sealVariables(in map[string]*atollv1.Variable) (map[string]*atollv1.Variable, error) {
+	vars := make(map[string]*atollv1.Variable, len(in))
+	for k, val := range in {
+		cp := &atollv1.Variable{Value: val.GetValue(), Secret: val.GetSecret()}
+		if cp.Secret && s.opts.Secrets != nil {
+			sealed, err := s.opts.Secrets.Seal(cp.Value)
+			if err != nil {
+				return nil, apierr.Unavailable("cannot encrypt secret values on this server: %v", err)
+			}
+			cp.Value = sealed
+		}
+		vars[k] = cp
+	}
+	return vars, nil
 }
 
 // ---- files

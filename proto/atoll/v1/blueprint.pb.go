@@ -25,11 +25,14 @@ const (
 )
 
 type BlueprintVariable struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // referenced as ${name} in the templates
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	Default       string                 `protobuf:"bytes,3,opt,name=default,proto3" json:"default,omitempty"`
-	Required      bool                   `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // referenced as ${name} in the templates
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Default     string                 `protobuf:"bytes,3,opt,name=default,proto3" json:"default,omitempty"`
+	Required    bool                   `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
+	// A secret variable's value is only used in the templates: the
+	// environment records it masked.
+	Secret        bool `protobuf:"varint,5,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +91,13 @@ func (x *BlueprintVariable) GetDefault() string {
 func (x *BlueprintVariable) GetRequired() bool {
 	if x != nil {
 		return x.Required
+	}
+	return false
+}
+
+func (x *BlueprintVariable) GetSecret() bool {
+	if x != nil {
+		return x.Secret
 	}
 	return false
 }
@@ -475,12 +485,13 @@ var File_atoll_v1_blueprint_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_blueprint_proto_rawDesc = "" +
 	"\n" +
-	"\x18atoll/v1/blueprint.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n" +
+	"\x18atoll/v1/blueprint.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n" +
 	"\x11BlueprintVariable\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x18\n" +
 	"\adefault\x18\x03 \x01(\tR\adefault\x12\x1a\n" +
-	"\brequired\x18\x04 \x01(\bR\brequired\"\xd1\x04\n" +
+	"\brequired\x18\x04 \x01(\bR\brequired\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\bR\x06secret\"\xd1\x04\n" +
 	"\tBlueprint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x12\n" +
