@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/atollhq/atoll/client"
 	"github.com/atollhq/atoll/controlplane/apierr"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 	"google.golang.org/grpc/metadata"
@@ -71,22 +72,8 @@ func (s *Server) forwardSnapshotSave(ctx context.Context, w io.Writer) error {
 		return apierr.Unavailable("no leader to take the snapshot: %v", err)
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	stream, err := atollv1.NewOperatorServiceClient(conn).SaveSnapshot(metadata.NewOutgoingContext(ctx, md), &atollv1.SaveSnapshotRequest{})
-	if err != nil {
-		return err
-	}
-	for {
-		c, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(c.Data); err != nil {
-			return err
-		}
-	}
+	_, err = client.SaveSnapshot(metadata.NewOutgoingContext(ctx, md), atollv1.NewOperatorServiceClient(conn), w)
+	return err
 }
 
 // RestoreSnapshot replaces the cluster's state with a saved one (leader only).
@@ -101,22 +88,7 @@ func (s *Server) RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, erro
 			return 0, apierr.Unavailable("no leader to restore the snapshot: %v", err)
 		}
 		md, _ := metadata.FromIncomingContext(ctx)
-		stream, err := atollv1.NewOperatorServiceClient(conn).RestoreSnapshot(metadata.NewOutgoingContext(ctx, md))
-		if err != nil {
-			return 0, err
-		}
-		for b := data; len(b) > 0; {
-			n := min(len(b), 256<<10)
-			if err := stream.Send(&atollv1.SnapshotChunk{Data: b[:n]}); err != nil {
-				return 0, err
-			}
-			b = b[n:]
-		}
-		resp, err := stream.CloseAndRecv()
-		if err != nil {
-			return 0, err
-		}
-		return resp.Index, nil
+		return client.RestoreSnapshot(metadata.NewOutgoingContext(ctx, md), atollv1.NewOperatorServiceClient(conn), bytes.NewReader(data))
 	}
 	// Refuse garbage before raft sees it.
 	if _, err := stateRestoreCheck(data); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
@@ -12,46 +11,22 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/atollhq/atoll/client"
 	"github.com/atollhq/atoll/controlplane/cptest"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
 func saveSnapshot(t *testing.T, ctx context.Context, ops atollv1.OperatorServiceClient) []byte {
 	t.Helper()
-	stream, err := ops.SaveSnapshot(ctx, &atollv1.SaveSnapshotRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var buf bytes.Buffer
-	for {
-		c, err := stream.Recv()
-		if err == io.EOF {
-			return buf.Bytes()
-		}
-		if err != nil {
-			t.Fatalf("save snapshot: %v", err)
-		}
-		buf.Write(c.Data)
+	if _, err := client.SaveSnapshot(ctx, ops, &buf); err != nil {
+		t.Fatalf("save snapshot: %v", err)
 	}
+	return buf.Bytes()
 }
 
 func restoreSnapshot(ctx context.Context, ops atollv1.OperatorServiceClient, data []byte) (uint64, error) {
-	stream, err := ops.RestoreSnapshot(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for b := data; len(b) > 0; {
-		n := min(len(b), 64<<10)
-		if err := stream.Send(&atollv1.SnapshotChunk{Data: b[:n]}); err != nil {
-			return 0, err
-		}
-		b = b[n:]
-	}
-	resp, err := stream.CloseAndRecv()
-	if err != nil {
-		return 0, err
-	}
-	return resp.Index, nil
+	return client.RestoreSnapshot(ctx, ops, bytes.NewReader(data))
 }
 
 func TestSnapshotSaveRestoreIntoFreshCluster(t *testing.T) {

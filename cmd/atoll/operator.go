@@ -1,13 +1,13 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/atollhq/atoll/client"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -54,10 +54,6 @@ func snapshotSave() *command {
 	return leaf("operator snapshot save", "FILE", "save a snapshot of the whole state into FILE (mode 0600)", 1, 1, func(fs *flag.FlagSet) func(*call) error {
 		return func(c *call) error {
 			path := c.args[0]
-			stream, err := opClient(c).SaveSnapshot(c.ctx, &atollv1.SaveSnapshotRequest{})
-			if err != nil {
-				return err
-			}
 			// write to a temporary file next to FILE, rename when complete
 			tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 			if err != nil {
@@ -68,20 +64,9 @@ func snapshotSave() *command {
 			if err := tmp.Chmod(0o600); err != nil {
 				return err
 			}
-			var n int64
-			for {
-				chunk, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return err
-				}
-				w, err := tmp.Write(chunk.Data)
-				n += int64(w)
-				if err != nil {
-					return err
-				}
+			n, err := client.SaveSnapshot(c.ctx, opClient(c), tmp)
+			if err != nil {
+				return err
 			}
 			if n == 0 {
 				return fmt.Errorf("the server sent an empty snapshot; %s not written", path)
@@ -113,34 +98,16 @@ func snapshotRestore() *command {
 				return err
 			}
 			defer f.Close()
-			stream, err := opClient(c).RestoreSnapshot(c.ctx)
+			st, err := f.Stat()
 			if err != nil {
 				return err
 			}
-			buf := make([]byte, 256<<10)
-			var n int64
-			for {
-				r, rerr := f.Read(buf)
-				if r > 0 {
-					if err := stream.Send(&atollv1.SnapshotChunk{Data: buf[:r]}); err != nil {
-						if errors.Is(err, io.EOF) {
-							break // the server ended the stream; CloseAndRecv has its status
-						}
-						return err
-					}
-					n += int64(r)
-				}
-				if errors.Is(rerr, io.EOF) {
-					break
-				}
-				if rerr != nil {
-					return rerr
-				}
-			}
-			resp, err := stream.CloseAndRecv()
+			n := st.Size()
+			idx, err := client.RestoreSnapshot(c.ctx, opClient(c), f)
 			if err != nil {
 				return err
 			}
+			resp := &atollv1.RestoreSnapshotResponse{Index: idx}
 			if c.json() {
 				return printJSON(c.e.stdout, resp)
 			}
