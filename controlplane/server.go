@@ -347,7 +347,7 @@ func (s *Server) Apply(ctx context.Context, cmd *atollv1.Command) (*fsm.Result, 
 	}
 	start := time.Now()
 	f := s.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	if err := s.awaitApply(ctx, f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, apierr.Unavailable("leadership changed while applying: %v; the write may or may not have been applied, re-read and retry", err)
@@ -362,6 +362,20 @@ func (s *Server) Apply(ctx context.Context, cmd *atollv1.Command) (*fsm.Result, 
 		return nil, fmt.Errorf("unexpected apply response %T", f.Response())
 	}
 	return res, nil
+}
+
+// awaitApply waits for a proposed command's outcome, or for ctx. raft's
+// timeout only bounds enqueueing: a future still queued when raft shuts down
+// is never answered, so waiting on it alone could block forever.
+func (s *Server) awaitApply(ctx context.Context, f raft.ApplyFuture) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return apierr.Unavailable("gave up waiting for the write to commit (%v); it may or may not have been applied: re-read and retry", ctx.Err())
+	}
 }
 
 // applySystem applies a command on behalf of the server itself.
