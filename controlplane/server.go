@@ -19,11 +19,13 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -353,6 +355,8 @@ func (s *Server) Apply(ctx context.Context, cmd *atollv1.Command) (*fsm.Result, 
 			return nil, apierr.Unavailable("leadership changed while applying: %v; the write may or may not have been applied, re-read and retry", err)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, apierr.Unavailable("the cluster is overloaded (raft apply timed out after %s); retry", timeout)
+		case status.Code(err) != codes.Unknown:
+			return nil, err // already an API error (awaitApply)
 		}
 		return nil, apierr.Unavailable("raft apply failed: %v", err)
 	}
