@@ -53,7 +53,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.log.Info("gained leadership; catching up")
 	// Apply everything committed in earlier terms before serving reads.
 	for ctx.Err() == nil {
-		if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err == nil {
+		if err := s.awaitFuture(ctx, s.raft.Barrier(s.cfg.ApplyTimeout)); err == nil {
 			break
 		} else {
 			s.log.Warn("barrier failed; retrying", "err", err)

@@ -59,7 +59,7 @@ func (s *Server) SaveSnapshot(ctx context.Context, w io.Writer) error {
 	if s.raft.State() != raft.Leader {
 		return s.forwardSnapshotSave(ctx, w)
 	}
-	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+	if err := s.awaitFuture(ctx, s.raft.Barrier(s.cfg.ApplyTimeout)); err != nil {
 		return apierr.Unavailable("snapshot: %v", err)
 	}
 	st, _ := s.fsm.State()

@@ -349,14 +349,14 @@ func (s *Server) Apply(ctx context.Context, cmd *atollv1.Command) (*fsm.Result, 
 	}
 	start := time.Now()
 	f := s.raft.Apply(data, timeout)
-	if err := s.awaitApply(ctx, f); err != nil {
+	if err := s.awaitFuture(ctx, f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, apierr.Unavailable("leadership changed while applying: %v; the write may or may not have been applied, re-read and retry", err)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, apierr.Unavailable("the cluster is overloaded (raft apply timed out after %s); retry", timeout)
 		case status.Code(err) != codes.Unknown:
-			return nil, err // already an API error (awaitApply)
+			return nil, err // already an API error (awaitFuture)
 		}
 		return nil, apierr.Unavailable("raft apply failed: %v", err)
 	}
@@ -368,10 +368,10 @@ func (s *Server) Apply(ctx context.Context, cmd *atollv1.Command) (*fsm.Result, 
 	return res, nil
 }
 
-// awaitApply waits for a proposed command's outcome, or for ctx. raft's
+// awaitFuture waits for a raft future (apply, barrier), or for ctx. raft's
 // timeout only bounds enqueueing: a future still queued when raft shuts down
 // is never answered, so waiting on it alone could block forever.
-func (s *Server) awaitApply(ctx context.Context, f raft.ApplyFuture) error {
+func (s *Server) awaitFuture(ctx context.Context, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
