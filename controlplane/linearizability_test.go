@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/atollhq/atoll/controlplane"
 	"github.com/atollhq/atoll/controlplane/cptest"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -96,10 +97,21 @@ func (c *linClients) envs(i int) atollv1.EnvironmentServiceClient {
 // and checks the history with porcupine against one register per
 // environment. A failed Update is modelled as possibly applied at any time
 // after its call; a failed Get is dropped (reads have no effect).
+//
+// It runs once with a leadership check (VerifyLeader round) per read and once
+// with read leases (Config.ReadLease), the path that answers reads without a
+// round.
 func TestLinearizableEnvironmentsUnderLeaderFailure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault-injection workload")
 	}
+	t.Run("verify-leader", func(t *testing.T) { linearizabilityUnderLeaderFailure(t) })
+	t.Run("read-lease", func(t *testing.T) {
+		linearizabilityUnderLeaderFailure(t, func(_ int, c *controlplane.Config) { c.ReadLease = c.LeaderLeaseTimeout })
+	})
+}
+
+func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 	const (
 		nServers   = 3
 		nEnvs      = 3
@@ -111,7 +123,7 @@ func TestLinearizableEnvironmentsUnderLeaderFailure(t *testing.T) {
 		downFor    = 1000 * time.Millisecond
 		checkLimit = 30 * time.Second
 	)
-	c := cptest.NewCluster(t, nServers)
+	c := cptest.NewCluster(t, nServers, opts...)
 	ctx := cptest.Ctx(t, c.AdminToken)
 
 	cl := &linClients{t: t, conns: make([]*grpc.ClientConn, nServers)}
