@@ -123,6 +123,8 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 		downFor    = 1000 * time.Millisecond
 		checkLimit = 30 * time.Second
 	)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("workload seed %d", seed)
 	c := cptest.NewCluster(t, nServers, opts...)
 	ctx := cptest.Ctx(t, c.AdminToken)
 
@@ -160,7 +162,7 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(client), 42))
+			rng := rand.New(rand.NewPCG(uint64(client), seed))
 			for i := 0; i < opsPerCli && time.Now().Before(stop); i++ {
 				key := keys[rng.IntN(nEnvs)]
 				srv := rng.IntN(nServers)
