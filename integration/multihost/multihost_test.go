@@ -36,17 +36,29 @@ func requireDocker(t *testing.T) {
 	}
 }
 
-// create creates an environment through server i, retrying (a bounded number
-// of times) while the cluster reports it is unavailable, e.g. just after an
-// election.
+// create creates an environment through server i, retrying (bounded in
+// count and time) while the cluster reports it is unavailable, e.g. just
+// after an election. A retry that finds the name taken means an earlier
+// attempt with an unknown outcome was applied: that environment is returned.
 func create(t *testing.T, c *multihost.Cluster, i int, name string) *atollv1.Environment {
 	t.Helper()
 	var lastErr error
-	for attempt := 0; attempt < 20; attempt++ {
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 0; attempt < 20 && time.Now().Before(deadline); attempt++ {
 		ctx, cancel := c.Ctx(5 * time.Second)
 		e, err := c.Envs(i).CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: name})
+		if status.Code(err) == codes.AlreadyExists && attempt > 0 {
+			var l *atollv1.ListEnvironmentsResponse
+			if l, err = c.Envs(i).ListEnvironments(ctx, &atollv1.ListEnvironmentsRequest{Search: name}); err == nil {
+				for _, x := range l.Environments {
+					if x.Name == name {
+						e = x
+					}
+				}
+			}
+		}
 		cancel()
-		if err == nil {
+		if err == nil && e != nil {
 			return e
 		}
 		lastErr = err
@@ -207,4 +219,45 @@ func TestPartitionAndRestart(t *testing.T) {
 		t.Fatalf("restarted server %s lacks environments %v", c.Servers[victim].ID, want)
 	}
 	step("done")
+}
+
+// TestBootstrapServerAndFullRestart restarts the bootstrap server (its
+// container runs again with --bootstrap on its existing data dir), then
+// kills all three servers at once and starts them again: the cluster
+// re-forms from the data dirs with the same state and takes writes.
+func TestBootstrapServerAndFullRestart(t *testing.T) {
+	requireDocker(t)
+	c := multihost.NewCluster(t, 3)
+	create(t, c, 1, "before")
+	c.Kill(0)
+	create(t, c, 1, "while-bootstrap-down")
+	c.Start(0)
+	c.WaitVoters(3, 30*time.Second)
+	hash := c.WaitConverged(30 * time.Second)
+
+	for i := range c.Servers {
+		c.Kill(i)
+	}
+	for i := range c.Servers {
+		c.Start(i)
+	}
+	c.WaitVoters(3, 30*time.Second)
+	if h := c.WaitConverged(30 * time.Second); h != hash {
+		t.Fatalf("state changed across a full restart: %s, was %s", h, hash)
+	}
+	create(t, c, 2, "after-full-restart")
+	c.WaitConverged(30 * time.Second)
+	ctx, cancel := c.Ctx(10 * time.Second)
+	defer cancel()
+	l, err := c.Envs(0).ListEnvironments(ctx, &atollv1.ListEnvironmentsRequest{PageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"before": true, "while-bootstrap-down": true, "after-full-restart": true}
+	for _, e := range l.Environments {
+		delete(want, e.Name)
+	}
+	if len(want) != 0 {
+		t.Fatalf("missing environments %v", want)
+	}
 }
