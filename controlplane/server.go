@@ -46,7 +46,7 @@ type Server struct {
 	fsm     *fsm.FSM
 	raft    *raft.Raft
 	trans   *raft.NetworkTransport
-	logs    *raftboltdb.BoltStore
+	logs    *guardedStore
 	metrics *metrics.ControlPlane
 
 	grpcLis, httpLis net.Listener
@@ -164,8 +164,8 @@ func (s *Server) setupRaft() error {
 	if err != nil {
 		return fmt.Errorf("open raft log %s: %w", dir, err)
 	}
-	s.logs = store
-	logs, err := raft.NewLogCache(1024, store)
+	s.logs = &guardedStore{s: store}
+	logs, err := raft.NewLogCache(1024, s.logs)
 	if err != nil {
 		return err
 	}
@@ -190,11 +190,11 @@ func (s *Server) setupRaft() error {
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: &streamLayer{Listener: lis, advertise: adv}, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
 	})
-	existing, err := raft.HasExistingState(logs, store, snaps)
+	existing, err := raft.HasExistingState(logs, s.logs, snaps)
 	if err != nil {
 		return err
 	}
-	r, err := raft.NewRaft(rc, s.fsm, logs, store, snaps, s.trans)
+	r, err := raft.NewRaft(rc, s.fsm, logs, s.logs, snaps, s.trans)
 	if err != nil {
 		s.trans.Close()
 		return fmt.Errorf("start raft: %w", err)
