@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -385,23 +384,13 @@ func (s *appService) ListApps(ctx context.Context, req *atollv1.ListAppsRequest)
 			apps = append(apps, a)
 		}
 	}
-	start := 0
-	if req.PageToken != "" {
-		cur, err := decodeCursor("pageToken", req.PageToken)
-		if err != nil {
-			return nil, err
-		}
-		start = sort.Search(len(apps), func(i int) bool {
-			return apps[i].CreateIndex > cur.index || apps[i].CreateIndex == cur.index && apps[i].Id > cur.id
-		})
+	items, next, err := page(apps, req.PageToken, size)
+	if err != nil {
+		return nil, err
 	}
-	end := min(start+size, len(apps))
-	resp := &atollv1.ListAppsResponse{TotalCount: int32(len(apps))}
-	for _, a := range apps[start:end] {
+	resp := &atollv1.ListAppsResponse{TotalCount: int32(len(apps)), NextPageToken: next}
+	for _, a := range items {
 		resp.Apps = append(resp.Apps, s.presentApp(tx, a))
-	}
-	if end < len(apps) {
-		resp.NextPageToken = encodeCursor(pageCursor{apps[end-1].CreateIndex, apps[end-1].Id})
 	}
 	return resp, nil
 }

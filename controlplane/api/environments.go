@@ -208,6 +208,38 @@ func decodeCursor(field, tok string) (pageCursor, error) {
 	return pageCursor{idx, parts[2]}, nil
 }
 
+// listed is an object listed in creation order.
+type listed interface {
+	GetCreateIndex() uint64
+	GetId() string
+}
+
+// page sorts items in creation order and returns the page after the
+// cursor token, with the token of the next page ("" at the end).
+func page[T listed](items []T, token string, size int) ([]T, string, error) {
+	sort.Slice(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		return a.GetCreateIndex() < b.GetCreateIndex() || a.GetCreateIndex() == b.GetCreateIndex() && a.GetId() < b.GetId()
+	})
+	start := 0
+	if token != "" {
+		cur, err := decodeCursor("pageToken", token)
+		if err != nil {
+			return nil, "", err
+		}
+		start = sort.Search(len(items), func(i int) bool {
+			m := items[i]
+			return m.GetCreateIndex() > cur.index || m.GetCreateIndex() == cur.index && m.GetId() > cur.id
+		})
+	}
+	end := min(start+size, len(items))
+	next := ""
+	if end < len(items) {
+		next = encodeCursor(pageCursor{items[end-1].GetCreateIndex(), items[end-1].GetId()})
+	}
+	return items[start:end], next, nil
+}
+
 func pageSize(v *apierr.Violations, n int32) int {
 	switch {
 	case n < 0:
@@ -228,14 +260,6 @@ func (s *envService) ListEnvironments(ctx context.Context, req *atollv1.ListEnvi
 		if err := CheckID("projectId", "prj", req.ProjectId); err != nil {
 			return nil, err
 		}
-	}
-	var cur pageCursor
-	if req.PageToken != "" {
-		c, err := decodeCursor("pageToken", req.PageToken)
-		if err != nil {
-			return nil, err
-		}
-		cur = c
 	}
 	if req.CreatedAfter != nil && req.CreatedBefore != nil && !req.CreatedAfter.AsTime().Before(req.CreatedBefore.AsTime()) {
 		v.Add("createdAfter", "must be before createdBefore")
@@ -267,27 +291,13 @@ func (s *envService) ListEnvironments(ctx context.Context, req *atollv1.ListEnvi
 			matched = append(matched, e)
 		}
 	}
-	sort.Slice(matched, func(i, j int) bool {
-		if matched[i].CreateIndex != matched[j].CreateIndex {
-			return matched[i].CreateIndex < matched[j].CreateIndex
-		}
-		return matched[i].Id < matched[j].Id
-	})
-	start := 0
-	if req.PageToken != "" {
-		start = sort.Search(len(matched), func(i int) bool {
-			m := matched[i]
-			return m.CreateIndex > cur.index || (m.CreateIndex == cur.index && m.Id > cur.id)
-		})
+	items, next, err := page(matched, req.PageToken, size)
+	if err != nil {
+		return nil, err
 	}
-	end := min(start+size, len(matched))
-	resp := &atollv1.ListEnvironmentsResponse{TotalCount: int32(len(matched))}
-	for _, e := range matched[start:end] {
+	resp := &atollv1.ListEnvironmentsResponse{TotalCount: int32(len(matched)), NextPageToken: next}
+	for _, e := range items {
 		resp.Environments = append(resp.Environments, present(e))
-	}
-	if end < len(matched) {
-		last := matched[end-1]
-		resp.NextPageToken = encodeCursor(pageCursor{last.CreateIndex, last.Id})
 	}
 	return resp, nil
 }

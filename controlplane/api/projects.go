@@ -76,38 +76,18 @@ func (s *projectService) GetProject(ctx context.Context, req *atollv1.GetProject
 func (s *projectService) ListProjects(ctx context.Context, req *atollv1.ListProjectsRequest) (*atollv1.ListProjectsResponse, error) {
 	var v apierr.Violations
 	size := pageSize(&v, req.PageSize)
-	var cur pageCursor
-	if req.PageToken != "" {
-		c, err := decodeCursor("pageToken", req.PageToken)
-		if err != nil {
-			return nil, err
-		}
-		cur = c
-	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	tx := s.snap()
 	ps := tx.Projects(orgOf(ctx))
-	sort.Slice(ps, func(i, j int) bool {
-		if ps[i].CreateIndex != ps[j].CreateIndex {
-			return ps[i].CreateIndex < ps[j].CreateIndex
-		}
-		return ps[i].Id < ps[j].Id
-	})
-	start := 0
-	if req.PageToken != "" {
-		start = sort.Search(len(ps), func(i int) bool {
-			return ps[i].CreateIndex > cur.index || (ps[i].CreateIndex == cur.index && ps[i].Id > cur.id)
-		})
+	items, next, err := page(ps, req.PageToken, size)
+	if err != nil {
+		return nil, err
 	}
-	end := min(start+size, len(ps))
-	resp := &atollv1.ListProjectsResponse{TotalCount: int32(len(ps))}
-	for _, p := range ps[start:end] {
+	resp := &atollv1.ListProjectsResponse{TotalCount: int32(len(ps)), NextPageToken: next}
+	for _, p := range items {
 		resp.Projects = append(resp.Projects, withEnvCount(tx, p))
-	}
-	if end < len(ps) {
-		resp.NextPageToken = encodeCursor(pageCursor{ps[end-1].CreateIndex, ps[end-1].Id})
 	}
 	return resp, nil
 }
