@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 
+	"github.com/atollhq/atoll/controlplane/quota"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -24,75 +22,25 @@ const cpuHelp = "CPU: 500m or 2000 (millicores), 0.5, 2 or 128.0 (cores; bare in
 //	500M 2G 1T    decimal units (G = 1000 MB); MB/GB/TB and MiB/GiB/TiB also work
 const memHelp = "MB: 2048, 512Mi, 2Gi, 1Ti (binary) or 2G (=2000 MB)"
 
+// parseCPU and parseMB are the API's own parsers (controlplane/quota), so
+// the CLI and the server read quantities the same way.
 func parseCPU(s string) (int32, error) {
-	in := strings.TrimSpace(s)
-	if in == "" {
-		return 0, fmt.Errorf("empty cpu quantity")
+	v, err := quota.ParseCPU(s)
+	if err != nil {
+		return 0, fmt.Errorf("cpu %v", err)
 	}
-	var milli float64
-	switch {
-	case strings.HasSuffix(in, "m"):
-		f, err := strconv.ParseFloat(strings.TrimSuffix(in, "m"), 64)
-		if err != nil {
-			return 0, fmt.Errorf("cpu %q: want e.g. 500m, 0.5 or 2", s)
-		}
-		milli = f
-	case strings.Contains(in, "."):
-		f, err := strconv.ParseFloat(in, 64)
-		if err != nil {
-			return 0, fmt.Errorf("cpu %q: want e.g. 500m, 0.5 or 2", s)
-		}
-		milli = f * 1000
-	default:
-		n, err := strconv.ParseInt(in, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("cpu %q: want e.g. 500m, 0.5 or 2", s)
-		}
-		milli = float64(n)
-		if n < 100 {
-			milli *= 1000
-		}
-	}
-	return toInt32("cpu", s, milli)
+	return int32(v), nil
 }
 
 func parseMB(what, s string) (int32, error) {
-	in := strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mb     float64
-	}{
-		{"MiB", 1}, {"GiB", 1024}, {"TiB", 1024 * 1024},
-		{"Mi", 1}, {"Gi", 1024}, {"Ti", 1024 * 1024},
-		{"MB", 1}, {"GB", 1000}, {"TB", 1000 * 1000},
-		{"M", 1}, {"G", 1000}, {"T", 1000 * 1000},
+	v, err := quota.ParseMB(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s %v", what, err)
 	}
-	mult := 1.0
-	for _, u := range units {
-		if strings.HasSuffix(in, u.suffix) {
-			in, mult = strings.TrimSuffix(in, u.suffix), u.mb
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(in, 64)
-	if err != nil || in == "" {
-		return 0, fmt.Errorf("%s %q: want MB (2048) or a unit: 512Mi, 2Gi, 1Ti, 2G", what, s)
-	}
-	return toInt32(what, s, f*mult)
-}
-
-func toInt32(what, s string, v float64) (int32, error) {
-	if math.IsNaN(v) || v <= 0 {
+	if v == 0 {
 		return 0, fmt.Errorf("%s %q: must be greater than 0", what, s)
 	}
-	r := math.Round(v)
-	if r < 1 {
-		return 0, fmt.Errorf("%s %q: too small (less than one unit)", what, s)
-	}
-	if r > math.MaxInt32 {
-		return 0, fmt.Errorf("%s %q: too large", what, s)
-	}
-	return int32(r), nil
+	return int32(v), nil
 }
 
 // quotaFlags are --cpu, --memory and --storage.

@@ -7,13 +7,17 @@ import (
 	"strings"
 )
 
-// ParseCPU reads a CPU quantity as millicores:
+// ParseCPU reads a CPU quantity as millicores (the same rules as the CLI):
 //
-//	"100m" millicores; "0.5", "1.0" cores (a decimal point means cores);
-//	"250" a plain integer is millicores.
+//	"100m"  millicores
+//	"0.5"   cores when the number has a decimal point (500)
+//	"2"     a bare integer below 100 is cores (2000): nobody means 2 millicores
+//	"250"   a bare integer of 100 or more is millicores
+//
+// Zero is refused: a request of no CPU would run unlimited outside the quota.
 func ParseCPU(s string) (int64, error) {
 	in := strings.TrimSpace(s)
-	bad := fmt.Errorf("%q is not a CPU quantity: use millicores (\"100m\", \"250\") or cores with a decimal point (\"0.5\", \"2.0\")", s)
+	bad := fmt.Errorf("%q is not a CPU quantity: use millicores (\"100m\", \"250\") or cores (\"0.5\", \"2\")", s)
 	var milli float64
 	switch {
 	case in == "":
@@ -36,8 +40,15 @@ func ParseCPU(s string) (int64, error) {
 			return 0, bad
 		}
 		milli = float64(n)
+		if n < 100 {
+			milli *= 1000
+		}
 	}
-	return positive(s, milli)
+	v, err := positive(s, milli)
+	if err == nil && v == 0 {
+		return 0, fmt.Errorf("%q: CPU must be greater than 0", s)
+	}
+	return v, err
 }
 
 // sizeUnits in MB (2^20 bytes): binary units, and decimal ones rounded to MB.
