@@ -65,3 +65,28 @@ func TestOrgWorkspacePaths(t *testing.T) {
 		t.Fatalf("delete: %d", code)
 	}
 }
+
+// Seed 003's /api/environments path and its limit parameter.
+func TestBlueberryListAlias(t *testing.T) {
+	c := cptest.NewCluster(t, 1)
+	s := c.Servers[0]
+	envs := cptest.Envs(t, s)
+	ctx := cptest.Ctx(t, c.AdminToken)
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := envs.CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequest("GET", "http://"+s.HTTPAddr()+"/api/environments?status=running&limit=2", nil)
+	req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	if resp.StatusCode != 200 || len(m["environments"].([]any)) != 2 || m["totalCount"] != float64(3) || m["nextPageToken"] == "" {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+}

@@ -141,6 +141,8 @@ func rewriteAliases(next http.Handler) http.Handler {
 		switch {
 		case strings.HasPrefix(p, "/api/v1/"):
 			r.URL.Path = "/v1/" + strings.TrimPrefix(p, "/api/v1/")
+		case p == "/api/environments" || strings.HasPrefix(p, "/api/environments/"):
+			r.URL.Path = "/v1" + strings.TrimPrefix(p, "/api")
 		case p == "/environments" || strings.HasPrefix(p, "/environments/"):
 			r.URL.Path = "/v1" + p
 		case strings.HasPrefix(p, "/v1/orgs/"):
@@ -149,6 +151,10 @@ func rewriteAliases(next http.Handler) http.Handler {
 			}
 		}
 		r.URL.RawPath = ""
+		if q := r.URL.Query(); q.Has("limit") && !q.Has("pageSize") && !q.Has("page_size") {
+			q.Set("pageSize", q.Get("limit")) // Blueberry's name for the page size
+			r.URL.RawQuery = q.Encode()
+		}
 		next.ServeHTTP(w, r)
 	})
 }
