@@ -12,12 +12,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -160,7 +162,10 @@ func (s *Server) setupRaft() error {
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: cfg.LogOutput, Level: hclog.LevelFromString(map[string]string{"debug": "debug", "info": "warn", "warn": "warn", "error": "error"}[cfg.LogLevel])})
 
 	dir := filepath.Join(cfg.DataDir, "raft")
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bbolt.Options{Timeout: 3 * time.Second}})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return fmt.Errorf("raft log %s is locked: is another atoll using data dir %s? stop it, or use another --data-dir", dir, cfg.DataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("open raft log %s: %w", dir, err)
 	}
@@ -175,7 +180,7 @@ func (s *Server) setupRaft() error {
 	}
 	lis, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
-		return fmt.Errorf("raft listen on %s: %w", cfg.RaftAddr, err)
+		return fmt.Errorf("raft listen on %s: %w%s", cfg.RaftAddr, err, portHint(err, "--raft-addr"))
 	}
 	var adv net.Addr
 	if cfg.RaftAdvertise != "" {
@@ -212,12 +217,20 @@ func (s *Server) setupRaft() error {
 func (s *Server) listen() error {
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
-		return fmt.Errorf("gRPC listen on %s: %w", s.cfg.GRPCAddr, err)
+		return fmt.Errorf("gRPC listen on %s: %w%s", s.cfg.GRPCAddr, err, portHint(err, "--grpc-addr"))
 	}
 	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
-		return fmt.Errorf("HTTP listen on %s: %w", s.cfg.HTTPAddr, err)
+		return fmt.Errorf("HTTP listen on %s: %w%s", s.cfg.HTTPAddr, err, portHint(err, "--http-addr"))
 	}
 	return nil
+}
+
+// portHint says what to do about a port in use.
+func portHint(err error, flag string) string {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return " (is another atoll running? stop it, or pick another port with " + flag + ")"
+	}
+	return ""
 }
 
 // ID is this server's raft id.

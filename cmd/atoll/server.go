@@ -189,6 +189,6 @@ func printDevBanner(w io.Writer, s *controlplane.Server, token, tokenPath string
 		short = short[:12] + "…"
 	}
 	fmt.Fprintf(w, "           admin token %s  (saved to %s)\n", short, tokenPath)
-	fmt.Fprintf(w, "\n  export ATOLL_ADDR=%s ATOLL_TOKEN=$(cat %s)\n  atoll env create demo\n  curl -H \"Authorization: Bearer $ATOLL_TOKEN\" http://%s/v1/environments\n\nCtrl-C stops it; data stays in %s.\n",
+	fmt.Fprintf(w, "\n  export ATOLL_ADDR=%s ATOLL_TOKEN=$(cat %s)\n  atoll env create demo\n  curl -H \"Authorization: Bearer $ATOLL_TOKEN\" http://%s/v1/environments\n\nCtrl-C stops atoll; data stays in %s. Apps keep running in Docker and are adopted\nat the next start (atoll env stop NAME stops an environment's apps).\n",
 		s.GRPCAddr(), tokenPath, s.HTTPAddr(), strings.TrimSuffix(tokenPath, "/admin.token"))
 }
