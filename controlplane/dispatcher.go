@@ -83,9 +83,19 @@ func (d *dispatcher) Session(stream atollv1.AgentService_SessionServer) error {
 	if nodeID == "" || api.CheckID("nodeId", "node", nodeID) != nil {
 		nodeID = api.NewID("node")
 	}
+	id := api.IdentityFrom(ctx)
+	tokenID := ""
+	if id != nil {
+		tokenID = id.TokenID
+	}
+	st, _ := s.fsm.State()
+	if cur := st.Snapshot().Node(nodeID); cur != nil && cur.RegisteredByToken != "" && cur.RegisteredByToken != tokenID &&
+		(id == nil || !id.Has(api.PermClusterAdmin)) {
+		return apierr.PermissionDenied("node " + nodeID + " (registered with another join token)")
+	}
 	node := &atollv1.Node{Id: nodeID, Name: reg.Name, Status: atollv1.NodeStatus_NODE_READY, Capacity: reg.Capacity,
 		Allocatable: reg.Allocatable, Labels: reg.Labels, RouterAddress: reg.RouterAddress, AgentVersion: reg.AgentVersion,
-		Address: reg.Address, AgentAddress: reg.AgentAddress}
+		Address: reg.Address, AgentAddress: reg.AgentAddress, RegisteredByToken: tokenID}
 	if _, err := s.applySystem(&atollv1.Command{Actor: "agent:" + reg.Name, Cmd: &atollv1.Command_UpsertNode{UpsertNode: &atollv1.UpsertNodeCmd{Node: node}}}); err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ func (a *applier) applyUpsertNode(c *atollv1.UpsertNodeCmd) (*atollv1.Node, erro
 	}
 	if cur := a.tx.Node(n.Id); cur != nil {
 		n.CreateIndex, n.RegisteredAt, n.Drain = cur.CreateIndex, cur.RegisteredAt, cur.Drain
+		if cur.RegisteredByToken != "" {
+			n.RegisteredByToken = cur.RegisteredByToken // the first token owns the node
+		}
 		if cur.Drain && n.Status == atollv1.NodeStatus_NODE_READY {
 			n.Status = atollv1.NodeStatus_NODE_DRAINING
 			n.StatusMessage = cur.StatusMessage // drain progress

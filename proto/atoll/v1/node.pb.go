@@ -97,8 +97,11 @@ type Node struct {
 	ModifyIndex   uint64                 `protobuf:"varint,17,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
 	Address       string                 `protobuf:"bytes,18,opt,name=address,proto3" json:"address,omitempty"`                               // address apps on this node are reached at
 	AgentAddress  string                 `protobuf:"bytes,19,opt,name=agent_address,json=agentAddress,proto3" json:"agent_address,omitempty"` // the agent's own gRPC endpoint
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The join token the node first registered with: later sessions for this
+	// node must present the same token (or one with cluster:admin).
+	RegisteredByToken string `protobuf:"bytes,20,opt,name=registered_by_token,json=registeredByToken,proto3" json:"registered_by_token,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -260,6 +263,13 @@ func (x *Node) GetAddress() string {
 func (x *Node) GetAgentAddress() string {
 	if x != nil {
 		return x.AgentAddress
+	}
+	return ""
+}
+
+func (x *Node) GetRegisteredByToken() string {
+	if x != nil {
+		return x.RegisteredByToken
 	}
 	return ""
 }
@@ -1628,7 +1638,7 @@ var File_atoll_v1_node_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13atoll/v1/node.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x14atoll/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x06\n" +
+	"\x13atoll/v1/node.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x14atoll/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x06\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
@@ -1649,7 +1659,8 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\fcreate_index\x18\x10 \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\x11 \x01(\x04R\vmodifyIndex\x12\x18\n" +
 	"\aaddress\x18\x12 \x01(\tR\aaddress\x12#\n" +
-	"\ragent_address\x18\x13 \x01(\tR\fagentAddress\x1a9\n" +
+	"\ragent_address\x18\x13 \x01(\tR\fagentAddress\x12.\n" +
+	"\x13registered_by_token\x18\x14 \x01(\tR\x11registeredByToken\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x12\n" +
