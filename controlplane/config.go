@@ -25,6 +25,11 @@ type Config struct {
 	// GRPCAdvertise is the address other servers use to forward to this one.
 	GRPCAdvertise string
 
+	// TLS (opt-in; all empty: plaintext). TLSCert and TLSKey (PEM files)
+	// serve gRPC, HTTPS and raft; TLSCA verifies the servers and agents this
+	// server dials (other servers, its own gateway, agents' log services).
+	TLSCert, TLSKey, TLSCA string
+
 	// Bootstrap a new cluster with this server as its only voter, and create
 	// the first organization and its admin token.
 	Bootstrap bool
@@ -140,6 +145,15 @@ func (c Config) Validate() error {
 	}
 	if c.ApplyTimeout <= 0 || c.ReapInterval <= 0 {
 		errs = append(errs, errors.New("apply timeout and reap interval must be positive"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("TLS: --tls-cert and --tls-key go together"))
+	}
+	if c.TLSCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("TLS: --tls-ca needs --tls-cert and --tls-key (a server dials over TLS only when it serves TLS)"))
+	}
+	if c.TLSCert != "" && c.TLSCA == "" {
+		errs = append(errs, errors.New("TLS: --tls-ca is required with --tls-cert (servers dial each other, and their own gateway, over TLS)"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

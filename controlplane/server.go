@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -36,6 +38,7 @@ import (
 	"github.com/atollhq/atoll/controlplane/fsm"
 	"github.com/atollhq/atoll/controlplane/keyring"
 	"github.com/atollhq/atoll/controlplane/state"
+	"github.com/atollhq/atoll/internal/tlsutil"
 	"github.com/atollhq/atoll/metrics"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -67,6 +70,10 @@ type Server struct {
 	verifyMu              sync.Mutex
 	verifyCur, verifyNext *verifyRound
 	notifyCh              chan bool
+
+	// TLS (nil: plaintext): serverTLS serves gRPC, HTTPS and raft;
+	// clientTLS dials servers and agents.
+	serverTLS, clientTLS *tls.Config
 
 	connMu sync.Mutex
 	conns  map[string]*grpc.ClientConn
@@ -103,6 +110,16 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg, log: log.With("server", id), id: id, conns: map[string]*grpc.ClientConn{}, notifyCh: make(chan bool, 16), epoch: time.Now()}
+	if cfg.TLSCert != "" {
+		if s.serverTLS, err = tlsutil.ServerConfig(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.TLSCA != "" {
+		if s.clientTLS, err = tlsutil.ClientConfig(cfg.TLSCA, ""); err != nil {
+			return nil, err
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = metrics.NewControlPlane(reg)
 	s.schedMetrics = schedMetrics{m: metrics.NewScheduler(reg)}
@@ -193,7 +210,7 @@ func (s *Server) setupRaft() error {
 		return fmt.Errorf("raft address %s is unspecified: set --raft-advertise to an address peers can reach", cfg.RaftAddr)
 	}
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: &streamLayer{Listener: lis, advertise: adv}, MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
+		Stream: newStreamLayer(lis, adv, s.serverTLS, s.clientTLS), MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
 	})
 	existing, err := raft.HasExistingState(logs, s.logs, snaps)
 	if err != nil {
@@ -291,25 +308,29 @@ func (s *Server) Start() error {
 		}
 		return ""
 	}}
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(8<<20),
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(8 << 20),
 		// Agents ping every 10 s so a dead session is noticed; allow it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.metricsUnary, s.forwardUnary, auth.UnaryInterceptor),
 		grpc.ChainStreamInterceptor(s.recoverStream, s.metricsStream, auth.StreamInterceptor),
-	)
+	}
+	if s.serverTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.serverTLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	services.Register(s.grpc)
 	atollv1.RegisterAgentServiceServer(s.grpc, s.dispatcher)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
-	gw, err := api.NewGateway(s.ctx, s.grpcAdvertise(), s.cfg.Gatherer, s.log)
+	gw, err := api.NewGateway(s.ctx, s.grpcAdvertise(), s.dialCreds(), s.cfg.Gatherer, s.log)
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.serverTLS}
 
 	s.wg.Add(3)
 	go func() {
@@ -320,7 +341,11 @@ func (s *Server) Start() error {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.serverTLS != nil {
+			serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
@@ -335,7 +360,7 @@ func (s *Server) Start() error {
 			s.joinLoop()
 		}()
 	}
-	s.log.Info("server started", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "raft", s.RaftAddr())
+	s.log.Info("server started", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "raft", s.RaftAddr(), "tls", s.serverTLS != nil)
 	return nil
 }
 
@@ -464,13 +489,25 @@ func (s *Server) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := s.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(s.dialCreds()))
 	if err != nil {
 		return nil, err
 	}
 	s.conns[addr] = c
 	return c, nil
 }
+
+// dialCreds are the credentials this server dials servers and agents with:
+// TLS verified with TLSCA when set, else plaintext.
+func (s *Server) dialCreds() credentials.TransportCredentials {
+	if s.clientTLS != nil {
+		return credentials.NewTLS(s.clientTLS)
+	}
+	return insecure.NewCredentials()
+}
+
+// TLS reports whether this server serves TLS (gRPC, HTTPS, raft).
+func (s *Server) TLS() bool { return s.serverTLS != nil }
 
 // leaderConn waits (bounded by ctx) for a known leader and returns a connection to it.
 func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, string, error) {

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"crypto/tls"
 	"net"
 	"time"
 
@@ -8,15 +9,29 @@ import (
 )
 
 // streamLayer is raft's TCP stream layer over a listener we own, so ":0"
-// binds work and the bound address is known before raft starts.
+// binds work and the bound address is known before raft starts. With TLS
+// (serverTLS and clientTLS set) it accepts and dials TLS connections.
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
+	clientTLS *tls.Config
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
+func newStreamLayer(lis net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config) *streamLayer {
+	l := &streamLayer{Listener: lis, advertise: advertise}
+	if serverTLS != nil {
+		l.Listener, l.clientTLS = tls.NewListener(lis, serverTLS), clientTLS
+	}
+	return l
+}
+
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if s.clientTLS != nil {
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: s.clientTLS}
+		return d.Dial("tcp", string(addr))
+	}
 	return net.DialTimeout("tcp", string(addr), timeout)
 }
 

@@ -12,16 +12,21 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/atollhq/atoll/internal/tlsutil"
 )
 
 // clientOpts are the flags every client command takes.
 type clientOpts struct {
 	addr, token, output string
+	// ca: PEM file of the CA of the servers' TLS certificates ("" : plaintext).
+	ca string
 }
 
 func (o *clientOpts) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -31,6 +36,7 @@ func (o *clientOpts) register(fs *flag.FlagSet, getenv func(string) string) {
 	}
 	fs.StringVar(&o.addr, "addr", addr, "gRPC address of any atoll server (env ATOLL_ADDR)")
 	fs.StringVar(&o.token, "token", getenv("ATOLL_TOKEN"), "API token (env ATOLL_TOKEN)")
+	fs.StringVar(&o.ca, "tls-ca", getenv("ATOLL_CACERT"), "CA certificate (PEM) of a server that uses TLS; dial with TLS (env ATOLL_CACERT)")
 	fs.StringVar(&o.output, "o", "table", "output: table or json")
 }
 
@@ -42,7 +48,15 @@ func (o *clientOpts) dial(ctx context.Context) (*grpc.ClientConn, context.Contex
 	if o.token == "" {
 		return nil, nil, usagef("no API token: set ATOLL_TOKEN (e.g. export ATOLL_TOKEN=$(cat atoll-data/admin.token)) or pass --token")
 	}
-	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if o.ca != "" {
+		cfg, err := tlsutil.ClientConfig(o.ca, "")
+		if err != nil {
+			return nil, nil, usagef("--tls-ca: %v", err)
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", o.addr, err)
 	}
@@ -57,7 +71,7 @@ func (o *clientOpts) explain(err error) error {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		return fmt.Errorf("cannot reach atoll at %s: %s\n  is the server running? (go run ./cmd/atoll dev) is ATOLL_ADDR right?", o.addr, st.Message())
+		return fmt.Errorf("cannot reach atoll at %s: %s\n  %s", o.addr, st.Message(), o.unavailableHint(st.Message()))
 	case codes.Unauthenticated:
 		return fmt.Errorf("%s\n  check ATOLL_TOKEN (a dev server's admin token is in atoll-data/admin.token)", st.Message())
 	}
@@ -73,6 +87,21 @@ func (o *clientOpts) explain(err error) error {
 		return errors.New(st.Message())
 	}
 	return fmt.Errorf("%s: %s", code, st.Message())
+}
+
+// unavailableHint says what to check when the server cannot be reached,
+// TLS mismatches included.
+func (o *clientOpts) unavailableHint(msg string) string {
+	m := strings.ToLower(msg)
+	switch {
+	case o.ca != "" && (strings.Contains(m, "certificate") || strings.Contains(m, "x509")):
+		return "the server's TLS certificate is not trusted: is --tls-ca (ATOLL_CACERT) the CA that signed it, and is the certificate valid for " + o.addr + "?"
+	case o.ca != "" && (strings.Contains(m, "tls") || strings.Contains(m, "handshake")):
+		return "TLS handshake failed: does the server use TLS? without TLS, drop --tls-ca (ATOLL_CACERT)"
+	case o.ca == "" && (strings.Contains(m, "server preface") || strings.Contains(m, "connection reset") || strings.Contains(m, "eof")):
+		return "if the server uses TLS, pass its CA certificate with --tls-ca (or ATOLL_CACERT); else is ATOLL_ADDR right?"
+	}
+	return "is the server running? (go run ./cmd/atoll dev) is ATOLL_ADDR right?"
 }
 
 var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}

@@ -41,6 +41,10 @@ func runServer(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("atoll server", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	join := serverFlags(fs, &cfg, env.getenv)
+	// TLS is for clusters; atoll dev stays plaintext.
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "TLS certificate (PEM): serve gRPC, HTTPS and raft over TLS (with --tls-key and --tls-ca)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "TLS private key (PEM) of --tls-cert")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "CA certificate (PEM) that verifies the other servers and the agents this server dials")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this server, and create the first organization and admin token")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
@@ -56,7 +60,11 @@ func runServer(ctx context.Context, env *cliEnv, args []string) error {
 		s.Close()
 		return err
 	}
-	fmt.Fprintf(env.stdout, "atoll server %s: API http://%s (REST) %s (gRPC), raft %s\n", s.ID(), s.HTTPAddr(), s.GRPCAddr(), s.RaftAddr())
+	scheme, sec := "http", ""
+	if s.TLS() {
+		scheme, sec = "https", ", TLS"
+	}
+	fmt.Fprintf(env.stdout, "atoll server %s: API %s://%s (REST) %s (gRPC), raft %s%s\n", s.ID(), scheme, s.HTTPAddr(), s.GRPCAddr(), s.RaftAddr(), sec)
 	<-ctx.Done()
 	fmt.Fprintln(env.stderr, "shutting down...")
 	return s.Close()

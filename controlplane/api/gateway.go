@@ -20,6 +20,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -42,9 +43,13 @@ var (
 // NewGateway returns the HTTP handler of a server: REST (grpc-gateway),
 // Connect-style POST /<package>.<Service>/<Method> JSON routes, SSE watch,
 // /metrics and /healthz. It calls the server's own gRPC endpoint, so every
-// REST call goes through the same interceptors (auth, forwarding, metrics).
-func NewGateway(ctx context.Context, grpcAddr string, gatherer prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+// REST call goes through the same interceptors (auth, forwarding, metrics);
+// creds are the transport credentials of that call (nil: plaintext).
+func NewGateway(ctx context.Context, grpcAddr string, creds credentials.TransportCredentials, gatherer prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		return nil, err

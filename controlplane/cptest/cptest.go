@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/atollhq/atoll/controlplane"
+	"github.com/atollhq/atoll/internal/tlsutil/tlstest"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -40,6 +41,13 @@ func FastRaft(_ int, c *controlplane.Config) {
 	c.HeartbeatTimeout = 200 * time.Millisecond
 	c.ElectionTimeout = 200 * time.Millisecond
 	c.LeaderLeaseTimeout = 100 * time.Millisecond
+}
+
+// TLS makes every server serve TLS with the files of f (tlstest.Generate).
+func TLS(f tlstest.Files) Option {
+	return func(_ int, c *controlplane.Config) {
+		c.TLSCert, c.TLSKey, c.TLSCA = f.Cert, f.Key, f.CA
+	}
 }
 
 type tlogWriter struct {

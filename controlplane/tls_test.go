@@ -1,0 +1,93 @@
+package controlplane_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/atollhq/atoll/controlplane"
+	"github.com/atollhq/atoll/controlplane/cptest"
+	"github.com/atollhq/atoll/internal/tlsutil"
+	"github.com/atollhq/atoll/internal/tlsutil/tlstest"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+)
+
+// TestTLSCluster: three servers over TLS (gRPC, HTTPS, raft, server-to-server
+// dials): a write through a follower is forwarded, REST answers over HTTPS,
+// and a plaintext client is refused.
+func TestTLSCluster(t *testing.T) {
+	files := tlstest.Generate(t)
+	c := cptest.NewCluster(t, 3, cptest.TLS(files))
+	ctls, err := tlsutil.ClientConfig(files.CA, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(s *controlplane.Server, creds credentials.TransportCredentials) *grpc.ClientConn {
+		conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	f := c.Followers()[0]
+	ctx := cptest.Ctx(t, c.AdminToken)
+	env, err := atollv1.NewEnvironmentServiceClient(dial(f, credentials.NewTLS(ctls))).CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: "over-tls"})
+	if err != nil {
+		t.Fatalf("create through follower %s over TLS: %v", f.ID(), err)
+	}
+	c.WaitConverged(10 * time.Second)
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ctls}, Timeout: 10 * time.Second}
+	req, _ := http.NewRequest("GET", "https://"+f.HTTPAddr()+"/v1/environments/"+env.Id, nil)
+	req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("REST over HTTPS: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "over-tls") {
+		t.Fatalf("REST over HTTPS: %d %s", resp.StatusCode, body)
+	}
+	if _, err := (&http.Client{Timeout: 5 * time.Second}).Get("https://" + f.HTTPAddr() + "/healthz"); err == nil {
+		t.Fatal("HTTPS without the CA succeeded, want a certificate error")
+	}
+
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := atollv1.NewEnvironmentServiceClient(dial(f, insecure.NewCredentials())).ListEnvironments(pctx, &atollv1.ListEnvironmentsRequest{}); err == nil {
+		t.Fatal("plaintext gRPC call to a TLS server succeeded")
+	}
+	// A client trusting another CA is refused too.
+	other, err := tlsutil.ClientConfig(tlstest.Generate(t).CA, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := atollv1.NewEnvironmentServiceClient(dial(f, credentials.NewTLS(other))).ListEnvironments(pctx, &atollv1.ListEnvironmentsRequest{}); err == nil {
+		t.Fatal("gRPC call trusting another CA succeeded")
+	}
+}
+
+func TestTLSConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cert, key, ca, want string
+	}{
+		{"c.pem", "", "ca.pem", "go together"},
+		{"c.pem", "k.pem", "", "--tls-ca is required"},
+		{"", "", "ca.pem", "needs --tls-cert"},
+	} {
+		cfg := controlplane.DefaultConfig()
+		cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = tc.cert, tc.key, tc.ca
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("cert=%q key=%q ca=%q: %v, want %q", tc.cert, tc.key, tc.ca, err, tc.want)
+		}
+	}
+}
