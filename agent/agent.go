@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,9 +16,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/atollhq/atoll/agent/router"
+	"github.com/atollhq/atoll/internal/tlsutil"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 	"github.com/atollhq/atoll/runtime"
 )
@@ -36,6 +40,11 @@ type Agent struct {
 	capacity, allocatable *atollv1.Resources
 	routerLn, listenLn    net.Listener
 	running               atomic.Bool
+
+	// TLS: dialCreds dial the servers (plaintext without TLSCA); serverTLS
+	// serves the log service (nil: plaintext).
+	dialCreds credentials.TransportCredentials
+	serverTLS *tls.Config
 
 	nodeID      atomic.Pointer[string]
 	secret      atomic.Pointer[string]
@@ -85,6 +94,21 @@ func New(cfg Config, rt runtime.Runtime) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
+	dialCreds := insecure.NewCredentials()
+	if cfg.TLSCA != "" {
+		c, err := tlsutil.ClientConfig(cfg.TLSCA, "")
+		if err != nil {
+			return nil, err
+		}
+		dialCreds = credentials.NewTLS(c)
+	}
+	var serverTLS *tls.Config
+	if cfg.TLSCert != "" {
+		var err error
+		if serverTLS, err = tlsutil.ServerConfig(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+	}
 	capacity, allocatable, err := detectCapacity(cfg)
 	if err != nil {
 		return nil, err
@@ -94,6 +118,8 @@ func New(cfg Config, rt runtime.Runtime) (*Agent, error) {
 		rt:          rt,
 		log:         cfg.Logger.With("component", "agent"),
 		m:           newMetrics(cfg.Registerer),
+		dialCreds:   dialCreds,
+		serverTLS:   serverTLS,
 		capacity:    capacity,
 		allocatable: allocatable,
 		desired:     map[string]*atollv1.Assignment{},
@@ -175,7 +201,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 
 	httpSrv := &http.Server{Handler: a.router, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
-	grpcSrv := grpc.NewServer(grpc.StreamInterceptor(a.authStream))
+	gopts := []grpc.ServerOption{grpc.StreamInterceptor(a.authStream)}
+	if a.serverTLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(a.serverTLS)))
+	}
+	grpcSrv := grpc.NewServer(gopts...)
 	atollv1.RegisterAgentLogServiceServer(grpcSrv, &logService{a: a})
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -17,12 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/atollhq/atoll/agent"
 	"github.com/atollhq/atoll/agent/agenttest"
+	"github.com/atollhq/atoll/internal/tlsutil"
+	"github.com/atollhq/atoll/internal/tlsutil/tlstest"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 	"github.com/atollhq/atoll/runtime"
 	"github.com/atollhq/atoll/runtime/fake"
@@ -558,4 +561,66 @@ func TestSkipsDeadAndSilentServers(t *testing.T) {
 	t0 := time.Now()
 	srv.AwaitStatus(t, wait, "i1", "running", running)
 	t.Logf("registered past a dead and a silent server in %v", time.Since(t0))
+}
+
+// TestSessionAndLogsOverTLS: the agent dials a TLS control plane with its
+// CA, and serves its log service over TLS.
+func TestSessionAndLogsOverTLS(t *testing.T) {
+	files := tlstest.Generate(t)
+	stls, err := tlsutil.ServerConfig(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := agenttest.NewTLS(t, stls)
+	srv.SetAssignments(assignment("i1"))
+	f := newFake()
+	cfg := testConfig(t, t.TempDir(), srv.Addr)
+	cfg.TLSCA, cfg.TLSCert, cfg.TLSKey = files.CA, files.Cert, files.Key
+	a := start(t, cfg, f)
+	srv.AwaitStatus(t, wait, "i1", "running", running)
+	f.WriteLog("atoll-i1", runtime.Stdout, "secret line")
+
+	ctls, err := tlsutil.ClientConfig(files.CA, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(creds credentials.TransportCredentials) ([]string, error) {
+		conn, err := grpc.NewClient(a.AgentAddr(), grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+srv.Secret), wait)
+		defer cancel()
+		s, err := atollv1.NewAgentLogServiceClient(conn).InstanceLogs(ctx, &atollv1.InstanceLogsRequest{InstanceId: "i1"})
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for {
+			l, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			if err != nil {
+				return out, err
+			}
+			out = append(out, l.Message)
+		}
+	}
+	if got, err := read(credentials.NewTLS(ctls)); err != nil || len(got) != 1 || got[0] != "secret line" {
+		t.Fatalf("logs over TLS: %q, %v", got, err)
+	}
+	if _, err := read(insecure.NewCredentials()); err == nil {
+		t.Fatal("plaintext call to the agent's TLS log service succeeded")
+	}
+
+	// Without the CA, the agent cannot hold a session with a TLS server.
+	srv2 := agenttest.NewTLS(t, stls)
+	cfg2 := testConfig(t, t.TempDir(), srv2.Addr)
+	start(t, cfg2, newFake())
+	time.Sleep(500 * time.Millisecond)
+	if n := len(srv2.Registrations()); n != 0 {
+		t.Fatalf("a plaintext agent registered with a TLS server (%d registrations)", n)
+	}
 }

@@ -43,6 +43,11 @@ type Config struct {
 	ListenAddr      string
 	ListenAdvertise string
 
+	// TLS (opt-in; empty: plaintext). TLSCA (PEM) verifies the servers the
+	// agent dials; TLSCert and TLSKey (PEM) make the log service serve TLS
+	// (the control plane dials it with its own CA).
+	TLSCA, TLSCert, TLSKey string
+
 	// Capacity overrides (0: detect). CPU in millicores, memory and storage in MB.
 	CPU, MemoryMB, StorageMB int
 	// Reserve is subtracted from the capacity to give the allocatable resources.
@@ -142,6 +147,9 @@ func (c Config) Validate() error {
 		if v < 0 {
 			bad("%s %d must not be negative", name, v)
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("TLS certificate and key go together")
 	}
 	for k := range c.Labels {
 		if k == "" || strings.ContainsAny(k, " =,") {

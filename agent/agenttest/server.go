@@ -7,6 +7,7 @@
 package agenttest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -64,6 +66,17 @@ type session struct {
 // New starts a fake control plane; it stops when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
+	return newServer(t)
+}
+
+// NewTLS starts a fake control plane serving TLS with cfg.
+func NewTLS(t testing.TB, cfg *tls.Config) *Server {
+	t.Helper()
+	return newServer(t, grpc.Creds(credentials.NewTLS(cfg)))
+}
+
+func newServer(t testing.TB, opts ...grpc.ServerOption) *Server {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("agenttest: listen: %v", err)
@@ -71,7 +84,7 @@ func New(t testing.TB) *Server {
 	s := &Server{
 		Addr: l.Addr().String(), Token: "join-token", HeartbeatMs: 200, UsageMs: 10_000,
 		Secret: "agent-secret", Domain: "localhost",
-		t: t, srv: grpc.NewServer(), changed: make(chan struct{}),
+		t: t, srv: grpc.NewServer(opts...), changed: make(chan struct{}),
 		statuses: map[string]*atollv1.InstanceStatus{}, history: map[string][]*atollv1.InstanceStatus{},
 		assignments: map[string]*atollv1.Assignment{}, routes: map[string][]string{},
 	}
