@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -66,7 +67,14 @@ func devServerNoAgent(t *testing.T) (addr, token string) {
 // the period the server asks for, and reports every assignment RUNNING.
 func miniAgent(t *testing.T, addr, token, name string) (nodeID string, assignments <-chan *atollv1.Assignments) {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return miniAgentCreds(t, addr, token, name, insecure.NewCredentials())
+}
+
+// miniAgentCreds is miniAgent dialing with creds; serve are the options of
+// its log service (TLS).
+func miniAgentCreds(t *testing.T, addr, token, name string, creds credentials.TransportCredentials, serve ...grpc.ServerOption) (nodeID string, assignments <-chan *atollv1.Assignments) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +94,7 @@ func miniAgent(t *testing.T, addr, token, name string) (nodeID string, assignmen
 	if err != nil {
 		t.Fatal(err)
 	}
-	logSrv := grpc.NewServer()
+	logSrv := grpc.NewServer(serve...)
 	atollv1.RegisterAgentLogServiceServer(logSrv, fakeLogs{})
 	go logSrv.Serve(lis)
 	t.Cleanup(logSrv.Stop)

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/atollhq/atoll/internal/tlsutil"
 	"github.com/atollhq/atoll/internal/tlsutil/tlstest"
 )
 
@@ -74,6 +78,20 @@ func TestCLIOverTLS(t *testing.T) {
 
 	err = cli.fails("env", "list", "--tls-ca", filepath.Join(dir, "missing.pem"))
 	mustContain(t, "missing CA file", err.Error(), "--tls-ca")
+
+	// The server dials the agent's log service over TLS with its CA.
+	stls, err := tlsutil.ServerConfig(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctls, err := tlsutil.ClientConfig(files.CA, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	miniAgentCreds(t, addr, token, "host-1", credentials.NewTLS(ctls), grpc.Creds(credentials.NewTLS(stls)))
+	t.Setenv("ATOLL_CACERT", files.CA)
+	cli.ok("app", "create", "web", "--env", "secure", "--image", "hello:1", "--cpu", "100m", "--memory", "128Mi", "--wait")
+	mustContain(t, "app logs over TLS", cli.ok("app", "logs", "web", "--env", "secure"), "listening on :80", "GET / 200")
 }
 
 // TestServerTLSFlagsValidated: a certificate without a CA is refused.
