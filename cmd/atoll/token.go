@@ -66,7 +66,11 @@ func tokenCreate() *command {
 			t := resp.GetToken()
 			fmt.Fprintf(c.e.stdout, "created token %s (%s) with %s\n\n  %s\n\n", t.GetName(), t.GetId(), strings.Join(t.GetScopes(), ", "), resp.Secret)
 			if *joinAgent {
-				fmt.Fprintf(c.e.stdout, "start an agent on each host with:\n\n  atoll agent --servers %s --data-dir /var/lib/atoll-agent --join-token %s\n\n", agentServers(c), resp.Secret)
+				tlsFlag := ""
+				if c.o.ca != "" {
+					tlsFlag = " --tls-ca " + c.o.ca
+				}
+				fmt.Fprintf(c.e.stdout, "start an agent on each host with:\n\n  atoll agent --servers %s --data-dir /var/lib/atoll-agent --join-token %s%s\n\n", agentServers(c), resp.Secret, tlsFlag)
 			}
 			fmt.Fprintln(c.e.stderr, "warning: this secret is shown only once; store it now (revoke: atoll token revoke "+t.GetId()+")")
 			return nil
