@@ -416,7 +416,7 @@ func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string, kr *key
 	}
 	if pe := app.PublicEndpoint; pe != nil {
 		a.PublicPort = pe.AppPort
-		a.Hostname = app.Name + "-" + env.Slug + "." + domain
+		a.Hostname = api.PublicHostname(app.Name, env.Slug, domain)
 	}
 	return a
 }
@@ -434,7 +434,7 @@ func buildRoutes(tx *state.Txn, domain string) map[string]*atollv1.RouteTargets 
 		if app == nil || env == nil || app.PublicEndpoint == nil || app.IsDeleted {
 			continue
 		}
-		host := app.Name + "-" + env.Slug + "." + domain
+		host := api.PublicHostname(app.Name, env.Slug, domain)
 		if routes[host] == nil {
 			routes[host] = &atollv1.RouteTargets{}
 		}

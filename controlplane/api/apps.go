@@ -49,9 +49,14 @@ func (s *Services) liveEnvOf(ctx context.Context, tx *state.Txn, field, id strin
 	return e, nil
 }
 
-// Hostname is the public hostname of an app: <app>-<env slug>.<domain>.
+// PublicHostname is the public hostname of an app: <app>-<env slug>.<domain>.
+func PublicHostname(app, envSlug, domain string) string {
+	return app + "-" + envSlug + "." + domain
+}
+
+// Hostname is the public hostname of an app on this cluster's domain.
 func (s *Services) Hostname(app, envSlug string) string {
-	return app + "-" + envSlug + "." + s.opts.Domain
+	return PublicHostname(app, envSlug, s.opts.Domain)
 }
 
 func (s *Services) appURL(host string) string {

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"regexp"
 	"sort"
@@ -17,7 +15,6 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/atollhq/atoll/controlplane/apierr"
-	"github.com/atollhq/atoll/controlplane/quota"
 	"github.com/atollhq/atoll/controlplane/state"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -227,21 +224,10 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 		p := fmt.Sprintf("volumes[%d]", i)
 		in := instantiate(t, vars, undeclared(p), mark(p))
 		var vv apierr.Violations
-		checkObjectName(&vv, "name", in.GetName())
-		size := int64(in.GetSizeMb())
-		if in.GetSize() != "" {
-			mb, err := quota.ParseMB(in.GetSize())
-			if err != nil {
-				vv.Add("size", "%v", err)
-			}
-			size = mb
-		}
-		if size <= 0 {
-			vv.Add("sizeMb", "must be greater than 0 (or give size, e.g. \"1Gi\")")
-		}
+		vol := buildVolume(&vv, "", in, env, id("vol"))
 		addErr(v, p, vv.Err(), skipFor(p))
 		seenVol(p+".name", in.GetName())
-		out.volumes = append(out.volumes, &atollv1.Volume{Id: id("vol"), EnvId: env.GetId(), OrgId: env.GetOrgId(), Name: in.GetName(), SizeMb: int32(size)})
+		out.volumes = append(out.volumes, vol)
 	}
 	seenVS := names("variable set")
 	for i, t := range bp.VariableSets {
@@ -266,22 +252,10 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 		p := fmt.Sprintf("files[%d]", i)
 		in := instantiate(t, vars, undeclared(p), mark(p))
 		var vv apierr.Violations
-		checkObjectName(&vv, "name", in.GetName())
-		content := in.GetContent()
-		if in.GetText() != "" {
-			if len(content) > 0 {
-				vv.Add("text", "give either content (base64) or text, not both")
-			}
-			content = []byte(in.GetText())
-		}
-		if len(content) > MaxFileBytes {
-			vv.Add("content", "at most 1 MiB, got %d bytes", len(content))
-		}
+		f := buildFile(&vv, "", in, env, id("file"))
 		addErr(v, p, vv.Err(), skipFor(p))
 		seenFile(p+".name", in.GetName())
-		sum := sha256.Sum256(content)
-		out.files = append(out.files, &atollv1.File{Id: id("file"), EnvId: env.GetId(), OrgId: env.GetOrgId(), Name: in.GetName(), Content: content,
-			SizeBytes: int32(len(content)), Sha256: hex.EncodeToString(sum[:])})
+		out.files = append(out.files, f)
 	}
 	seenApp := names("app")
 	for i, t := range bp.Apps {

@@ -58,24 +58,11 @@ func (s *volumeService) CreateVolume(ctx context.Context, req *atollv1.CreateVol
 	if err != nil {
 		return nil, err
 	}
-	in := req.GetVolume()
 	var v apierr.Violations
-	checkObjectName(&v, "volume.name", in.GetName())
-	size := int64(in.GetSizeMb())
-	if in.GetSize() != "" {
-		mb, err := quota.ParseMB(in.GetSize())
-		if err != nil {
-			v.Add("volume.size", "%v", err)
-		}
-		size = mb
-	}
-	if size <= 0 {
-		v.Add("volume.sizeMb", "must be greater than 0 (or give size, e.g. \"1Gi\")")
-	}
+	vol := buildVolume(&v, "volume.", req.GetVolume(), env, NewID("vol"))
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	vol := &atollv1.Volume{Id: NewID("vol"), EnvId: env.Id, OrgId: env.OrgId, Name: in.GetName(), SizeMb: int32(size)}
 	cmd := s.command(ctx)
 	cmd.Cmd = &atollv1.Command_CreateVolume{CreateVolume: &atollv1.CreateVolumeCmd{Volume: vol}}
 	out, err := s.apply(ctx, cmd)
@@ -229,6 +216,43 @@ func (s *varSetService) DeleteVariableSet(ctx context.Context, req *atollv1.Dele
 	return &emptypb.Empty{}, nil
 }
 
+// buildVolume validates a requested volume (field names start with prefix)
+// and returns it for env with the given id.
+func buildVolume(v *apierr.Violations, prefix string, in *atollv1.Volume, env *atollv1.Environment, id string) *atollv1.Volume {
+	checkObjectName(v, prefix+"name", in.GetName())
+	size := int64(in.GetSizeMb())
+	if in.GetSize() != "" {
+		mb, err := quota.ParseMB(in.GetSize())
+		if err != nil {
+			v.Add(prefix+"size", "%v", err)
+		}
+		size = mb
+	}
+	if size <= 0 {
+		v.Add(prefix+"sizeMb", "must be greater than 0 (or give size, e.g. \"1Gi\")")
+	}
+	return &atollv1.Volume{Id: id, EnvId: env.GetId(), OrgId: env.GetOrgId(), Name: in.GetName(), SizeMb: int32(size)}
+}
+
+// buildFile validates a requested file (content, or text) and returns it
+// for env with the given id, its size and hash filled.
+func buildFile(v *apierr.Violations, prefix string, in *atollv1.File, env *atollv1.Environment, id string) *atollv1.File {
+	checkObjectName(v, prefix+"name", in.GetName())
+	content := in.GetContent()
+	if in.GetText() != "" {
+		if len(content) > 0 {
+			v.Add(prefix+"text", "give either content (base64) or text, not both")
+		}
+		content = []byte(in.GetText())
+	}
+	if len(content) > MaxFileBytes {
+		v.Add(prefix+"content", "at most 1 MiB, got %d bytes", len(content))
+	}
+	sum := sha256.Sum256(content)
+	return &atollv1.File{Id: id, EnvId: env.GetId(), OrgId: env.GetOrgId(), Name: in.GetName(), Content: content,
+		SizeBytes: int32(len(content)), Sha256: hex.EncodeToString(sum[:])}
+}
+
 // checkVariableSet validates a variable set's name and variables; field
 // names start with prefix ("variableSet." or "").
 func checkVariableSet(v *apierr.Violations, prefix string, in *atollv1.VariableSet) {
@@ -276,25 +300,11 @@ func (s *fileService) CreateFile(ctx context.Context, req *atollv1.CreateFileReq
 	if err != nil {
 		return nil, err
 	}
-	in := req.GetFile()
 	var v apierr.Violations
-	checkObjectName(&v, "file.name", in.GetName())
-	content := in.GetContent()
-	if in.GetText() != "" {
-		if len(content) > 0 {
-			v.Add("file.text", "give either content (base64) or text, not both")
-		}
-		content = []byte(in.GetText())
-	}
-	if len(content) > MaxFileBytes {
-		v.Add("file.content", "at most 1 MiB, got %d bytes", len(content))
-	}
+	f := buildFile(&v, "file.", req.GetFile(), env, NewID("file"))
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(content)
-	f := &atollv1.File{Id: NewID("file"), EnvId: env.Id, OrgId: env.OrgId, Name: in.GetName(), Content: content,
-		SizeBytes: int32(len(content)), Sha256: hex.EncodeToString(sum[:])}
 	cmd := s.command(ctx)
 	cmd.Cmd = &atollv1.Command_CreateFile{CreateFile: &atollv1.CreateFileCmd{File: f}}
 	out, err := s.apply(ctx, cmd)

@@ -26,16 +26,10 @@ func AppDemand(a *atollv1.App) quota.Vec {
 }
 
 // EnvDemand sums what an environment's apps and volumes take from its quota.
-func EnvDemand(tx *state.Txn, envID string, replace *atollv1.App) quota.Vec {
+func EnvDemand(tx *state.Txn, envID string) quota.Vec {
 	var v quota.Vec
 	for _, a := range tx.Apps(envID) {
-		if replace != nil && a.Id == replace.Id {
-			continue
-		}
 		v = v.Add(AppDemand(a))
-	}
-	if replace != nil {
-		v = v.Add(AppDemand(replace))
 	}
 	for _, vol := range tx.Volumes(envID) {
 		v.Storage += int64(vol.SizeMb)
@@ -55,7 +49,7 @@ func (a *applier) checkEnvRoom(env *atollv1.Environment, others, mine quota.Vec)
 
 // othersDemand is the environment's demand without one app.
 func othersDemand(tx *state.Txn, envID, appID string) quota.Vec {
-	v := EnvDemand(tx, envID, nil)
+	v := EnvDemand(tx, envID)
 	if cur := tx.App(appID); cur != nil {
 		v = v.Sub(AppDemand(cur))
 	}
@@ -69,7 +63,7 @@ func (a *applier) setEnvUsage(envID string) error {
 		return nil
 	}
 	env := proto.Clone(cur).(*atollv1.Environment)
-	env.ResourceUsage = EnvDemand(a.tx, envID, nil).Proto()
+	env.ResourceUsage = EnvDemand(a.tx, envID).Proto()
 	res := &atollv1.EnvironmentResources{}
 	for _, app := range a.tx.Apps(envID) {
 		if !app.IsDeleted {
@@ -210,7 +204,7 @@ func (a *applier) applyCreateApp(c *atollv1.CreateAppCmd) (*atollv1.App, error) 
 	if err := a.checkMounts(app); err != nil {
 		return nil, err
 	}
-	if err := a.checkEnvRoom(env, EnvDemand(a.tx, env.Id, nil), AppDemand(app)); err != nil {
+	if err := a.checkEnvRoom(env, EnvDemand(a.tx, env.Id), AppDemand(app)); err != nil {
 		return nil, err
 	}
 	app.OrgId, app.CompanyIdRef = env.OrgId, env.OrgId

@@ -21,7 +21,7 @@ func (a *applier) applyCreateVolume(c *atollv1.CreateVolumeCmd) (*atollv1.Volume
 			return nil, apierr.AlreadyExists("volume", "name", v.Name, "environment "+env.Id)
 		}
 	}
-	if err := a.checkEnvRoom(env, EnvDemand(a.tx, env.Id, nil), quota.Vec{Storage: int64(v.SizeMb)}); err != nil {
+	if err := a.checkEnvRoom(env, EnvDemand(a.tx, env.Id), quota.Vec{Storage: int64(v.SizeMb)}); err != nil {
 		return nil, err
 	}
 	v.OrgId, v.CreateIndex, v.ModifyIndex, v.CreatedAt, v.CreatedBy = env.OrgId, a.index, a.index, a.ts(), a.cmd.Actor
