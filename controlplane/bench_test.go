@@ -31,6 +31,7 @@ var benchClients = []int{1, 64}
 // benchCluster starts 3 servers and raises the org quota so creates of tiny
 // environments never hit it.
 func benchCluster(b *testing.B) (*cptest.Cluster, context.Context) {
+	controlplane.TuneGC() // as the atoll binary runs
 	c := cptest.NewCluster(b, 3, func(_ int, cfg *controlplane.Config) {
 		cfg.LogLevel = "error"
 		// ATOLL_BENCH_READ_LEASE=1 measures reads with Config.ReadLease.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,4 +162,17 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log level %q: must be debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// DefaultGCPercent is the GOGC the atoll binary runs with when GOGC is not
+// set: the state is many small immutable objects, and collecting less often
+// buys create throughput (BENCHMARKS.md) for memory the state's size makes
+// cheap.
+const DefaultGCPercent = 400
+
+// TuneGC applies DefaultGCPercent unless GOGC is set in the environment.
+func TuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
 }

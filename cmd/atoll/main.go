@@ -8,17 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"github.com/atollhq/atoll/controlplane"
 )
 
 func main() {
-	if os.Getenv("GOGC") == "" {
-		// The control plane allocates many small immutable objects; collecting
-		// less often buys ~25% create throughput (BENCHMARKS.md) for memory
-		// the state's size makes cheap. GOGC in the environment overrides it.
-		debug.SetGCPercent(400)
-	}
+	controlplane.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

@@ -13,7 +13,6 @@ type Meta struct {
 // Meta keys.
 const (
 	MetaAppliedIndex = "applied_index"
-	MetaEventSeq     = "event_seq"
 	// MetaEventsDropped is the raft index of the newest event dropped from the
 	// bounded event log: a watch from an older index has missed events.
 	MetaEventsDropped = "events_dropped_index"

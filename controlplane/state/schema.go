@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/go-memdb"
+
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
 // Table names.
@@ -36,8 +38,9 @@ var Tables = []string{TableMeta, TableServers, TableOrganizations, TableProjects
 	TableNodes, TableApps, TableInstances, TableVolumes, TableVariableSets, TableFiles,
 	TableReleases, TableDeployments, TableBlueprints}
 
-func id(field string) *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}
+// id is the primary index on a protobuf object's Id.
+func id() *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: byID}
 }
 
 func byField(name, field string) *memdb.IndexSchema {
@@ -46,60 +49,52 @@ func byField(name, field string) *memdb.IndexSchema {
 
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		TableMeta:    {Name: TableMeta, Indexes: map[string]*memdb.IndexSchema{"id": id("Key")}},
-		TableServers: {Name: TableServers, Indexes: map[string]*memdb.IndexSchema{"id": id("Id")}},
+		TableMeta:    {Name: TableMeta, Indexes: map[string]*memdb.IndexSchema{"id": {Name: "id", Unique: true, Indexer: metaKey}}},
+		TableServers: {Name: TableServers, Indexes: map[string]*memdb.IndexSchema{"id": id()}},
 		TableOrganizations: {Name: TableOrganizations, Indexes: map[string]*memdb.IndexSchema{
-			"id":   id("Id"),
-			"slug": {Name: "slug", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Slug"}},
+			"id":   id(),
+			"slug": {Name: "slug", Unique: true, Indexer: strIndex{get: func(o any) (string, bool) {
+				org, ok := o.(*atollv1.Organization)
+				return org.GetSlug(), ok
+			}}},
 		}},
 		TableProjects: {Name: TableProjects, Indexes: map[string]*memdb.IndexSchema{
-			"id":  id("Id"),
+			"id":  id(),
 			"org": byField("org", "OrgId"),
 		}},
 		TableTokens: {Name: TableTokens, Indexes: map[string]*memdb.IndexSchema{
-			"id":   id("Id"),
+			"id":   id(),
 			"hash": {Name: "hash", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "SecretHash"}},
 			"org":  byField("org", "OrgId"),
 		}},
 		TableEnvironments: {Name: TableEnvironments, Indexes: map[string]*memdb.IndexSchema{
-			"id":      id("Id"),
-			"org":     byField("org", "OrgId"),
-			"project": byField("project", "ProjectId"),
+			"id": id(),
+			// Organization, project+name and project+slug in one tree.
 			// Non-unique: soft-deleted environments keep their names.
-			"name": {Name: "name", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.StringFieldIndex{Field: "ProjectId"},
-				&memdb.StringFieldIndex{Field: "Name", Lowercase: true},
-			}}},
-			"slug": {Name: "slug", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.StringFieldIndex{Field: "ProjectId"},
-				&memdb.StringFieldIndex{Field: "Slug"},
-			}}},
+			"handle": {Name: "handle", Indexer: envHandles{}},
 		}},
 		TableEnvVersions: {Name: TableEnvVersions, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.StringFieldIndex{Field: "EnvID"},
-				&memdb.IntFieldIndex{Field: "Version"},
-			}}},
+			"id": {Name: "id", Unique: true, Indexer: envVersionID{}},
 		}},
-		TableNodes: {Name: TableNodes, Indexes: map[string]*memdb.IndexSchema{"id": id("Id")}},
+		TableNodes: {Name: TableNodes, Indexes: map[string]*memdb.IndexSchema{"id": id()}},
 		TableApps: {Name: TableApps, Indexes: map[string]*memdb.IndexSchema{
-			"id":  id("Id"),
+			"id":  id(),
 			"env": byField("env", "EnvIdRef"),
 		}},
 		TableInstances: {Name: TableInstances, Indexes: map[string]*memdb.IndexSchema{
-			"id":   id("Id"),
+			"id":   id(),
 			"app":  byField("app", "AppId"),
 			"env":  byField("env", "EnvId"),
 			"node": {Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "NodeId"}},
 		}},
-		TableVolumes:      {Name: TableVolumes, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
-		TableVariableSets: {Name: TableVariableSets, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
-		TableFiles:        {Name: TableFiles, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvId")}},
-		TableReleases:     {Name: TableReleases, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "project": byField("project", "ProjectId")}},
-		TableDeployments:  {Name: TableDeployments, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "env": byField("env", "EnvironmentId")}},
-		TableBlueprints:   {Name: TableBlueprints, Indexes: map[string]*memdb.IndexSchema{"id": id("Id"), "org": byField("org", "OrgId")}},
+		TableVolumes:      {Name: TableVolumes, Indexes: map[string]*memdb.IndexSchema{"id": id(), "env": byField("env", "EnvId")}},
+		TableVariableSets: {Name: TableVariableSets, Indexes: map[string]*memdb.IndexSchema{"id": id(), "env": byField("env", "EnvId")}},
+		TableFiles:        {Name: TableFiles, Indexes: map[string]*memdb.IndexSchema{"id": id(), "env": byField("env", "EnvId")}},
+		TableReleases:     {Name: TableReleases, Indexes: map[string]*memdb.IndexSchema{"id": id(), "project": byField("project", "ProjectId")}},
+		TableDeployments:  {Name: TableDeployments, Indexes: map[string]*memdb.IndexSchema{"id": id(), "env": byField("env", "EnvironmentId")}},
+		TableBlueprints:   {Name: TableBlueprints, Indexes: map[string]*memdb.IndexSchema{"id": id(), "org": byField("org", "OrgId")}},
 		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+			"id": {Name: "id", Unique: true, Indexer: eventSeq{}},
 		}},
 	}}
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -129,17 +130,17 @@ func (t *Txn) Environment(id string) *atollv1.Environment {
 
 // Environments of an organization (deleted ones included).
 func (t *Txn) Environments(orgID string) []*atollv1.Environment {
-	return all[*atollv1.Environment](t, TableEnvironments, "org", orgID)
+	return all[*atollv1.Environment](t, TableEnvironments, "handle", handleOrg, orgID)
 }
 
 // ProjectEnvironments lists the environments of a project (deleted ones included).
 func (t *Txn) ProjectEnvironments(projectID string) []*atollv1.Environment {
-	return all[*atollv1.Environment](t, TableEnvironments, "project", projectID)
+	return all[*atollv1.Environment](t, TableEnvironments, "handle_prefix", handleName, projectID)
 }
 
 // LiveEnvironmentByName finds a not-deleted environment of a project by name (case-insensitive).
 func (t *Txn) LiveEnvironmentByName(projectID, name string) *atollv1.Environment {
-	for _, e := range all[*atollv1.Environment](t, TableEnvironments, "name", projectID, strings.ToLower(name)) {
+	for _, e := range all[*atollv1.Environment](t, TableEnvironments, "handle", handleName, projectID, strings.ToLower(name)) {
 		if !e.IsDeleted {
 			return e
 		}
@@ -149,7 +150,7 @@ func (t *Txn) LiveEnvironmentByName(projectID, name string) *atollv1.Environment
 
 // LiveEnvironmentBySlug finds a not-deleted environment of a project by slug.
 func (t *Txn) LiveEnvironmentBySlug(projectID, slug string) *atollv1.Environment {
-	for _, e := range all[*atollv1.Environment](t, TableEnvironments, "slug", projectID, slug) {
+	for _, e := range all[*atollv1.Environment](t, TableEnvironments, "handle", handleSlug, projectID, slug) {
 		if !e.IsDeleted {
 			return e
 		}
@@ -205,39 +206,57 @@ func (t *Txn) Server(id string) *atollv1.ServerMember {
 // a channel closed when new events arrive. dropped is the newest index lost
 // to the bound of the log: a caller with index < dropped has missed events.
 func (t *Txn) EventsAfter(index uint64) (events []*atollv1.Event, dropped uint64, watch <-chan struct{}) {
-	it, err := t.tx.Get(TableEvents, "id")
+	// Newest first, stopping at the first old one: a caller that is nearly
+	// up to date reads only what it has not seen.
+	it, err := t.tx.GetReverse(TableEvents, "id")
 	if err != nil {
 		return nil, 0, nil
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if ev := raw.(*EventRecord).Event; ev.Index > index {
-			events = append(events, ev)
+		ev := raw.(*EventRecord).Event
+		if ev.Index <= index {
+			break
 		}
+		events = append(events, ev)
 	}
+	slices.Reverse(events)
 	return events, t.Meta(MetaEventsDropped), it.WatchCh()
 }
 
-// AppendEvent adds an event to the log, dropping the oldest beyond the limit.
+// AppendEvent adds an event to the log. Beyond the limit the oldest events
+// are dropped, an eighth of the limit at a time: consecutive entries removed
+// in one transaction share the tree nodes they copy, which costs far less
+// than one removal per append.
 func (t *Txn) AppendEvent(ev *atollv1.Event) error {
-	seq := t.Meta(MetaEventSeq) + 1
-	if err := t.SetMeta(MetaEventSeq, seq); err != nil {
-		return err
+	seq := uint64(1)
+	if last, err := t.tx.Last(TableEvents, "id"); err == nil && last != nil {
+		seq = last.(*EventRecord).Seq + 1
 	}
 	if err := t.tx.Insert(TableEvents, &EventRecord{Seq: seq, Event: ev}); err != nil {
 		return err
 	}
 	limit := uint64(t.store.eventLimit)
-	if seq <= limit {
-		return nil
-	}
-	old := first[*EventRecord](t, TableEvents, "id", seq-limit)
-	if old == nil {
-		return nil
-	}
-	if err := t.SetMeta(MetaEventsDropped, old.Event.Index); err != nil {
+	oldest, err := t.tx.First(TableEvents, "id")
+	if err != nil || oldest == nil || seq-oldest.(*EventRecord).Seq+1 <= limit+max(1, limit/8) {
 		return err
 	}
-	return t.tx.Delete(TableEvents, old)
+	var drop []*EventRecord
+	it, err := t.tx.Get(TableEvents, "id")
+	if err != nil {
+		return err
+	}
+	for raw := it.Next(); raw != nil && raw.(*EventRecord).Seq <= seq-limit; raw = it.Next() {
+		drop = append(drop, raw.(*EventRecord))
+	}
+	for _, r := range drop {
+		if err := t.tx.Delete(TableEvents, r); err != nil {
+			return err
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	return t.SetMeta(MetaEventsDropped, drop[len(drop)-1].Event.Index)
 }
 
 // InsertEnvironmentVersion records one version of an environment's history.
