@@ -52,7 +52,7 @@ func schema() *memdb.DBSchema {
 		TableMeta:    {Name: TableMeta, Indexes: map[string]*memdb.IndexSchema{"id": {Name: "id", Unique: true, Indexer: metaKey}}},
 		TableServers: {Name: TableServers, Indexes: map[string]*memdb.IndexSchema{"id": id()}},
 		TableOrganizations: {Name: TableOrganizations, Indexes: map[string]*memdb.IndexSchema{
-			"id":   id(),
+			"id": id(),
 			"slug": {Name: "slug", Unique: true, Indexer: strIndex{get: func(o any) (string, bool) {
 				org, ok := o.(*atollv1.Organization)
 				return org.GetSlug(), ok

@@ -83,7 +83,7 @@ func TestEventLogBound(t *testing.T) {
 			t.Fatalf("after %d events: dropped index %d, want %d", i, dropped, want)
 		}
 		for k, ev := range evs {
-			if want := (i-uint64(len(evs))+uint64(k)+1)*10; ev.Index != want {
+			if want := (i - uint64(len(evs)) + uint64(k) + 1) * 10; ev.Index != want {
 				t.Fatalf("event %d has index %d, want %d (oldest first, none missing)", k, ev.Index, want)
 			}
 		}
