@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/atollhq/atoll/controlplane/api"
 	"github.com/atollhq/atoll/controlplane/fsm"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -30,7 +31,7 @@ func BenchmarkApplyCreate(b *testing.B) {
 			mk := func(n int) []*raft.Log {
 				logs := make([]*raft.Log, n)
 				for i := range logs {
-					c := s.env(fmt.Sprintf("env_%020d", index), fmt.Sprintf("bench-env-%d", index), 1)
+					c := s.env(api.NewID("env"), fmt.Sprintf("bench-env-%d", index), 1)
 					if index == 1 {
 						c = s.cmds[0]
 					}
