@@ -42,7 +42,7 @@ func devServer(t *testing.T) (addr, token string, stop func() error) {
 	var out, errOut syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}, &out, &errOut)
+		done <- run(ctx, []string{"dev", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--router-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
