@@ -4,6 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/atollhq/atoll/controlplane/cptest"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -48,6 +52,60 @@ func TestBlueprintSecretsAreSealed(t *testing.T) {
 	}
 	got, err := atollv1.NewVariableSetServiceClient(conn).GetVariableSet(ctx, &atollv1.GetVariableSetRequest{EnvId: env.Id, VariableSetId: "creds"})
 	if err != nil || got.Variables["TOKEN"].Value != "********" {
+		t.Fatalf("response: %v %v", got, err)
+	}
+}
+
+// A secret blueprint variable used in a variable set entry not marked secret
+// still enters the log sealed and is shown masked; used anywhere else (where
+// it would be stored and shown in the clear) the blueprint is refused.
+func TestBlueprintSecretVariableNeverInClear(t *testing.T) {
+	c := cptest.NewCluster(t, 1)
+	s := c.Servers[0]
+	ctx := cptest.Ctx(t, c.AdminToken)
+	conn := cptest.Conn(t, s)
+	bps := atollv1.NewBlueprintServiceClient(conn)
+	secretVar := []*atollv1.BlueprintVariable{{Name: "dbpass", Required: true, Secret: true}}
+	_, err := bps.CreateBlueprint(ctx, &atollv1.CreateBlueprintRequest{Blueprint: &atollv1.Blueprint{
+		Name: "leaky", Variables: secretVar,
+		Apps: []*atollv1.App{{Name: "s", Source: &atollv1.AppSource{Image: &atollv1.ImageRef{Name: "busybox", Tag: "1"}},
+			Args: structpb.NewStringValue("--pw ${dbpass}")}},
+	}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "apps[0].args") || !strings.Contains(err.Error(), "secret variable ${dbpass}") {
+		t.Fatalf("secret variable in app args: got %v, want INVALID_ARGUMENT naming apps[0].args", err)
+	}
+	_, err = bps.CreateBlueprint(ctx, &atollv1.CreateBlueprintRequest{Blueprint: &atollv1.Blueprint{
+		Name: "defaulted", Variables: []*atollv1.BlueprintVariable{{Name: "dbpass", Secret: true, Default: "changeme"}},
+	}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "variables[0].default") {
+		t.Fatalf("secret variable with a default: got %v, want INVALID_ARGUMENT naming variables[0].default", err)
+	}
+	if _, err := bps.CreateBlueprint(ctx, &atollv1.CreateBlueprintRequest{Blueprint: &atollv1.Blueprint{
+		Name: "implicit", Variables: secretVar,
+		VariableSets: []*atollv1.VariableSet{{Name: "cfg", Variables: map[string]*atollv1.Variable{
+			"DB_PASS": {Value: "${dbpass}"}, "DB_USER": {Value: "app"},
+		}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	env, err := atollv1.NewEnvironmentServiceClient(conn).CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{
+		Name: "implicit-env", BlueprintId: "implicit", Variables: map[string]string{"dbpass": "hunter2SECRET"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.State()
+	sets := st.Snapshot().VariableSets(env.Id)
+	if len(sets) != 1 {
+		t.Fatalf("%d variable sets", len(sets))
+	}
+	if v := sets[0].Variables["DB_PASS"]; !v.GetSecret() || !strings.HasPrefix(v.GetValue(), "enc:v1:") {
+		t.Fatalf("DB_PASS stored as %v, want secret and sealed", v)
+	}
+	if v := sets[0].Variables["DB_USER"]; v.GetSecret() || v.GetValue() != "app" {
+		t.Fatalf("DB_USER stored as %v, want plain", v)
+	}
+	got, err := atollv1.NewVariableSetServiceClient(conn).GetVariableSet(ctx, &atollv1.GetVariableSetRequest{EnvId: env.Id, VariableSetId: "cfg"})
+	if err != nil || got.Variables["DB_PASS"].Value != "********" || strings.Contains(got.String(), "hunter2") {
 		t.Fatalf("response: %v %v", got, err)
 	}
 }

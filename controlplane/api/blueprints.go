@@ -182,6 +182,30 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 			}
 		}
 	}
+	// A secret variable may only fill variable set values, which are then
+	// stored sealed and shown masked whatever the template says; anywhere
+	// else (an app's args, a file, a label) its value would be in the clear.
+	secretVar := map[string]bool{}
+	for _, bv := range bp.Variables {
+		if bv.GetSecret() {
+			secretVar[bv.Name] = true
+		}
+	}
+	var sealKeys map[string]bool // of the variable set being built
+	use := func(prefix string) func(string, string) {
+		m := mark(prefix)
+		return func(field, name string) {
+			m(field, name)
+			if !secretVar[name] {
+				return
+			}
+			if strings.HasPrefix(prefix, "variableSets[") && strings.HasPrefix(field, "variables.") && strings.HasSuffix(field, ".value") {
+				sealKeys[strings.TrimSuffix(strings.TrimPrefix(field, "variables."), ".value")] = true
+				return
+			}
+			v.Add(prefix+"."+field, "uses secret variable ${%s}: secret variables may only be used in variable set values (stored sealed); put it in a variable set and reference that from the app", name)
+		}
+	}
 	skipFor := func(prefix string) func(string) bool {
 		return func(field string) bool {
 			// The field, a field in it (command.stringValue for command)
@@ -222,7 +246,7 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 	seenVol := names("volume")
 	for i, t := range bp.Volumes {
 		p := fmt.Sprintf("volumes[%d]", i)
-		in := instantiate(t, vars, undeclared(p), mark(p))
+		in := instantiate(t, vars, undeclared(p), use(p))
 		var vv apierr.Violations
 		vol := buildVolume(&vv, "", in, env, id("vol"))
 		addErr(v, p, vv.Err(), skipFor(p))
@@ -232,7 +256,13 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 	seenVS := names("variable set")
 	for i, t := range bp.VariableSets {
 		p := fmt.Sprintf("variableSets[%d]", i)
-		in := instantiate(t, vars, undeclared(p), mark(p))
+		sealKeys = map[string]bool{}
+		in := instantiate(t, vars, undeclared(p), use(p))
+		for k := range sealKeys {
+			if x := in.GetVariables()[k]; x != nil {
+				x.Secret = true
+			}
+		}
 		var vv apierr.Violations
 		checkVariableSet(&vv, "", in)
 		addErr(v, p, vv.Err(), skipFor(p))
@@ -250,7 +280,7 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 	seenFile := names("file")
 	for i, t := range bp.Files {
 		p := fmt.Sprintf("files[%d]", i)
-		in := instantiate(t, vars, undeclared(p), mark(p))
+		in := instantiate(t, vars, undeclared(p), use(p))
 		var vv apierr.Violations
 		f := buildFile(&vv, "", in, env, id("file"))
 		addErr(v, p, vv.Err(), skipFor(p))
@@ -260,7 +290,7 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 	seenApp := names("app")
 	for i, t := range bp.Apps {
 		p := fmt.Sprintf("apps[%d]", i)
-		app := instantiate(t, vars, undeclared(p), mark(p))
+		app := instantiate(t, vars, undeclared(p), use(p))
 		addErr(v, p, s.normalizeAppWith(env, app, out.volumes, out.varSets, out.files), skipFor(p))
 		seenApp(p+".name", app.GetName())
 		app.Id, app.EnvIdRef, app.OrgId, app.Status = id("app"), env.GetId(), env.GetOrgId(), nil
@@ -303,6 +333,9 @@ func checkBlueprintVars(v *apierr.Violations, vars []*atollv1.BlueprintVariable)
 		checkDescription(v, f+".description", bv.Description)
 		if len(bv.Default) > MaxVariableValue || !utf8.ValidString(bv.Default) {
 			v.Add(f+".default", "must be valid UTF-8 of at most %d bytes", MaxVariableValue)
+		}
+		if bv.Secret && bv.Default != "" {
+			v.Add(f+".default", "a secret variable cannot have a default: the blueprint would hold it in the clear; give its value when creating an environment")
 		}
 		if bv.Default != "" {
 			out[bv.Name] = bv.Default
