@@ -585,3 +585,28 @@ func TestEnvAPIDefaultMoves(t *testing.T) {
 		t.Fatalf("second after first became default again: %v", got)
 	}
 }
+
+// A deleted environment whose project was deleted after it cannot be
+// restored into the missing project (it would be live, counted against the
+// quota, yet unreachable through any project).
+func TestEnvAPIRestoreIntoDeletedProject(t *testing.T) {
+	f := newAPIFixture(t)
+	projects := atollv1.NewProjectServiceClient(cptest.Conn(t, f.srv))
+	prj, err := projects.CreateProject(f.ctx, &atollv1.CreateProjectRequest{Name: "p3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "in-p3", ProjectId: prj.Id})
+	if _, err := f.envs.DeleteEnvironment(f.ctx, &atollv1.DeleteEnvironmentRequest{EnvironmentId: e.Id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projects.DeleteProject(f.ctx, &atollv1.DeleteProjectRequest{ProjectId: prj.Id}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.envs.RestoreEnvironment(f.ctx, &atollv1.RestoreEnvironmentRequest{EnvironmentId: e.Id})
+	wantCode(t, err, codes.FailedPrecondition, "project", "deleted")
+	g, err := f.envs.GetEnvironment(f.ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: e.Id})
+	if err != nil || !g.IsDeleted {
+		t.Fatalf("after the refused restore: %v %v, want still deleted", g, err)
+	}
+}

@@ -292,6 +292,9 @@ func (a *applier) applyRestoreEnvironment(c *atollv1.RestoreEnvironmentCmd) (*at
 	if c.Version == 0 && !cur.IsDeleted {
 		return nil, apierr.FailedPrecondition("environment %q is not deleted; pass a version to bring back older settings", cur.Name)
 	}
+	if p := a.tx.Project(cur.ProjectId); p == nil || p.OrgId != cur.OrgId {
+		return nil, apierr.FailedPrecondition("environment %q belonged to project %s, which has been deleted; it cannot be restored", cur.Name, cur.ProjectId)
+	}
 	if c.Version != 0 {
 		old := a.tx.EnvironmentVersion(cur.Id, int(c.Version))
 		if old == nil {
