@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/atollhq/atoll/controlplane"
 	"github.com/atollhq/atoll/controlplane/cptest"
@@ -335,5 +338,20 @@ func TestConcurrentConsistentReads(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// Removing the only voter is refused with a reason, not an internal error,
+// and the server keeps serving.
+func TestRemoveLastPeerRefused(t *testing.T) {
+	c := cptest.NewCluster(t, 1)
+	s := c.WaitLeader()
+	ctx := cptest.Ctx(t, c.AdminToken)
+	_, err := atollv1.NewOperatorServiceClient(cptest.Conn(t, s)).RemoveRaftPeer(ctx, &atollv1.RemoveRaftPeerRequest{Id: s.ID()})
+	if st, _ := status.FromError(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "only voter") {
+		t.Fatalf("remove the only voter: %v, want FAILED_PRECONDITION naming it", err)
+	}
+	if _, err := cptest.Envs(t, s).CreateEnvironment(ctx, smallEnv("still-serving")); err != nil {
+		t.Fatalf("create after the refused removal: %v", err)
 	}
 }

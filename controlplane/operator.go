@@ -46,10 +46,24 @@ func (s *Server) RemovePeer(_ context.Context, id string) error {
 	if err := f.Error(); err != nil {
 		return err
 	}
-	for _, srv := range f.Configuration().Servers {
-		if string(srv.ID) == id {
-			return s.raft.RemoveServer(srv.ID, 0, s.cfg.ApplyTimeout).Error()
+	servers := f.Configuration().Servers
+	voters := 0
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
 		}
+	}
+	for _, srv := range servers {
+		if string(srv.ID) != id {
+			continue
+		}
+		if srv.Suffrage == raft.Voter && voters == 1 {
+			return apierr.FailedPrecondition("%s is the cluster's only voter: removing it would leave no server to hold the state; add another server first", id)
+		}
+		if err := s.raft.RemoveServer(srv.ID, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+			return apierr.Unavailable("removing raft peer %s failed: %v; check list-peers and retry", id, err)
+		}
+		return nil
 	}
 	return apierr.NotFound("raft peer", id)
 }
