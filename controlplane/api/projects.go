@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -165,10 +167,20 @@ func (s *orgService) UpdateOrganization(ctx context.Context, req *atollv1.Update
 	var v apierr.Violations
 	var paths []string
 	o := req.GetOrganization()
+	var partialDefault []string // defaultEnvironmentQuota.cpu etc. (a REST PATCH body's mask)
+	seen := map[string]bool{}
 	for _, p := range req.GetUpdateMask().GetPaths() {
-		if p == "default_environment_quota" {
+		if rest, ok := strings.CutPrefix(p, "default_environment_quota"); ok {
+			p = "defaultEnvironmentQuota" + rest
+		}
+		if d, ok := strings.CutPrefix(p, "defaultEnvironmentQuota."); ok && (d == "cpu" || d == "memory" || d == "storage") {
+			partialDefault = append(partialDefault, d)
 			p = "defaultEnvironmentQuota"
 		}
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
 		switch p {
 		case "name":
 			checkName(&v, "organization.name", o.GetName())
@@ -186,6 +198,26 @@ func (s *orgService) UpdateOrganization(ctx context.Context, req *atollv1.Update
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
+	}
+	if len(partialDefault) > 0 && !slices.Contains(req.GetUpdateMask().GetPaths(), "defaultEnvironmentQuota") && !slices.Contains(req.GetUpdateMask().GetPaths(), "default_environment_quota") {
+		// Only some dimensions named: keep the others as they are.
+		cur := DefaultEnvironmentQuota
+		if org := s.snap().Organization(orgOf(ctx)); org != nil && org.DefaultEnvironmentQuota != nil {
+			cur = org.DefaultEnvironmentQuota
+		}
+		merged := proto.Clone(cur).(*atollv1.Resources)
+		for _, d := range partialDefault {
+			switch given := o.GetDefaultEnvironmentQuota(); d {
+			case "cpu":
+				merged.Cpu = given.GetCpu()
+			case "memory":
+				merged.Memory = given.GetMemory()
+			case "storage":
+				merged.Storage = given.GetStorage()
+			}
+		}
+		o = proto.Clone(o).(*atollv1.Organization)
+		o.DefaultEnvironmentQuota = merged
 	}
 	cmd := s.command(ctx)
 	cmd.Cmd = &atollv1.Command_UpdateOrganization{UpdateOrganization: &atollv1.UpdateOrganizationCmd{Patch: o, Paths: paths}}
