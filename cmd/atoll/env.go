@@ -343,7 +343,7 @@ func envUpdate() *command {
 
 func envDelete() *command {
 	return leaf("env delete", "ID|NAME", "delete an environment (restorable with `env restore`)", 1, 1, func(fs *flag.FlagSet) func(*call) error {
-		force := fs.Bool("force", false, "delete even if apps are still running")
+		force := fs.Bool("force", false, "accepted for compatibility: a delete always stops the apps first (undo with env restore)")
 		return func(c *call) error {
 			id, err := resolveEnv(c, c.args[0], false)
 			if err != nil {

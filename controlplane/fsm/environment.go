@@ -255,10 +255,8 @@ func (a *applier) applyDeleteEnvironment(c *atollv1.DeleteEnvironmentCmd) (*atol
 	if err != nil {
 		return nil, err
 	}
-	if running(cur) && !c.Force {
-		return nil, apierr.FailedPrecondition("environment %q is %s with %d running instance(s): stop it first or delete with force",
-			cur.Name, cur.Status, cur.GetResources().GetInstances())
-	}
+	// A running environment's apps are stopped by the delete (soft: it can
+	// be restored), as the APIs users come from do on a plain DELETE.
 	return a.softDelete(cur, "delete", "environment.deleted")
 }
 

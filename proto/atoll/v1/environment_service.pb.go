@@ -824,7 +824,8 @@ func (x *UpdateEnvironmentRequest) GetExpectedVersion() int32 {
 type DeleteEnvironmentRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EnvironmentId string                 `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
-	// Delete even if the environment is running (its apps are stopped).
+	// Accepted for compatibility. A delete always stops the environment's apps
+	// first, keeps its volumes, and can be undone with RestoreEnvironment.
 	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
