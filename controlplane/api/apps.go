@@ -102,7 +102,9 @@ func commandLine(v *apierr.Violations, field string, val *structpb.Value) []stri
 // normalizeApp validates an app as given by a user and fills what follows
 // from it (requests, resolved command line, mount ids, hostnames).
 func (s *Services) normalizeApp(tx *state.Txn, env *atollv1.Environment, app *atollv1.App) error {
-	return s.normalizeAppWith(env, app, tx.Volumes(env.Id), tx.VariableSets(env.Id), tx.Files(env.Id))
+	var v apierr.Violations
+	s.checkApp(&v, env, app, tx.Volumes(env.Id), tx.VariableSets(env.Id), tx.Files(env.Id))
+	return v.Err()
 }
 
 // normalizeAppWith is normalizeApp with the mounts resolved against the given
@@ -110,6 +112,12 @@ func (s *Services) normalizeApp(tx *state.Txn, env *atollv1.Environment, app *at
 // objects about to be created with the environment).
 func (s *Services) normalizeAppWith(env *atollv1.Environment, app *atollv1.App, vols []*atollv1.Volume, vsets []*atollv1.VariableSet, files []*atollv1.File) error {
 	var v apierr.Violations
+	s.checkApp(&v, env, app, vols, vsets, files)
+	return v.Err()
+}
+
+// checkApp is normalizeAppWith adding its violations to v.
+func (s *Services) checkApp(v *apierr.Violations, env *atollv1.Environment, app *atollv1.App, vols []*atollv1.Volume, vsets []*atollv1.VariableSet, files []*atollv1.File) {
 	if app.Name == "" {
 		v.Add("name", "is required")
 	} else if !slugPattern.MatchString(app.Name) {
@@ -198,36 +206,35 @@ func (s *Services) normalizeAppWith(env *atollv1.Environment, app *atollv1.App, 
 		if pe.ExternalPort < 1 || pe.ExternalPort > 65535 {
 			v.Add("publicEndpoint.externalPort", "must be between 1 and 65535, got %d", pe.ExternalPort)
 		}
+		// An app without ports publishes appPort alone; one with ports
+		// must list it (the router reaches instances on a published TCP port).
 		if len(app.Ports) > 0 && pe.AppPort > 0 && !seen[fmt.Sprintf("%d/TCP", pe.AppPort)] {
-			v.Add("publicEndpoint.appPort", "%d is not one of the app's TCP ports", pe.AppPort)
+			v.Add("publicEndpoint.appPort", "must be one of the app's TCP ports (ports[].number): %s; got %d", tcpPorts(app.Ports), pe.AppPort)
 		}
 		pe.Hostname, pe.Url = host, s.appURL(host)
 	}
-	app.ResolvedCommand = commandLine(&v, "command", app.Command)
-	app.ResolvedArgs = commandLine(&v, "args", app.Args)
+	app.ResolvedCommand = commandLine(v, "command", app.Command)
+	app.ResolvedArgs = commandLine(v, "args", app.Args)
 	if n := len(app.VolumeMounts) + len(app.VariableSetMounts) + len(app.FileMounts); n > MaxMounts {
 		v.Add("volumeMounts", "at most %d mounts in all", MaxMounts)
 	}
 	paths := map[string]bool{}
 	checkPath := func(field, p string) {
-		switch {
-		case !strings.HasPrefix(p, "/"):
-			v.Add(field, "must be an absolute path, got %q", truncate(p, 80))
-		case paths[p]:
+		if msg := checkMountPath(p); msg != "" {
+			v.Add(field, "%s", msg)
+		} else if paths[p] {
 			v.Add(field, "%q is mounted twice", p)
-		case strings.ContainsAny(p, "\x00:"):
-			v.Add(field, "must not contain ':' or NUL")
 		}
 		paths[p] = true
 	}
 	for i, m := range app.VolumeMounts {
 		f := fmt.Sprintf("volumeMounts[%d]", i)
 		checkPath(f+".path", m.Path)
-		m.VolIdRef, m.VolNameRef = resolveRef(&v, f, "volume", m.VolIdRef, m.VolNameRef, vols)
+		m.VolIdRef, m.VolNameRef = resolveRef(v, f, refFields{"volume", "volIdRef", "volNameRef"}, m.VolIdRef, m.VolNameRef, vols)
 	}
 	for i, m := range app.VariableSetMounts {
 		f := fmt.Sprintf("variableSetMounts[%d]", i)
-		m.VarSetIdRef, m.VarSetNameRef = resolveRef(&v, f, "variable set", m.VarSetIdRef, m.VarSetNameRef, vsets)
+		m.VarSetIdRef, m.VarSetNameRef = resolveRef(v, f, refFields{"variable set", "varSetIdRef", "varSetNameRef"}, m.VarSetIdRef, m.VarSetNameRef, vsets)
 	}
 	for i, m := range app.FileMounts {
 		f := fmt.Sprintf("fileMounts[%d]", i)
@@ -237,10 +244,9 @@ func (s *Services) normalizeAppWith(env *atollv1.Environment, app *atollv1.App, 
 				v.Add(f+".fileOwner", "%v", err)
 			}
 		}
-		m.FileIdRef, m.FileNameRef = resolveRef(&v, f, "file", m.FileIdRef, m.FileNameRef, files)
+		m.FileIdRef, m.FileNameRef = resolveRef(v, f, refFields{"file", "fileIdRef", "fileNameRef"}, m.FileIdRef, m.FileNameRef, files)
 	}
-	checkLabels(&v, "labels", app.Labels)
-	return v.Err()
+	checkLabels(v, "labels", app.Labels)
 }
 
 // namedObject is a volume, variable set or file of an environment.
@@ -249,25 +255,62 @@ type namedObject interface {
 	GetName() string
 }
 
+// refFields names a kind of mounted object and the mount's id and name fields.
+type refFields struct{ kind, id, name string }
+
 // resolveRef finds a mounted object of the environment by id or by name
 // (the seed's examples put names like "vol-123" in the id field, so an id
 // field that matches a name is accepted too) and returns its id and name.
-func resolveRef[T namedObject](v *apierr.Violations, field, kind, id, name string, objs []T) (string, string) {
+// Given both, they must name the same object.
+func resolveRef[T namedObject](v *apierr.Violations, field string, k refFields, id, name string, objs []T) (string, string) {
 	if id == "" && name == "" {
-		v.Add(field, "give the %s's id or name", kind)
+		v.Add(field, "give the %s's id (%s) or name (%s)", k.kind, k.id, k.name)
 		return "", ""
 	}
-	for _, o := range objs {
-		if (id != "" && (o.GetId() == id || o.GetName() == id)) || (id == "" && o.GetName() == name) {
-			return o.GetId(), o.GetName()
+	find := func(match func(o T) bool) int {
+		for i, o := range objs {
+			if match(o) {
+				return i
+			}
 		}
+		return -1
+	}
+	byID, byName := -1, -1
+	if id != "" {
+		// an id match wins over a name in the id field
+		if byID = find(func(o T) bool { return o.GetId() == id }); byID < 0 {
+			byID = find(func(o T) bool { return o.GetName() == id })
+		}
+	}
+	if name != "" {
+		byName = find(func(o T) bool { return o.GetName() == name })
+	}
+	switch {
+	case id != "" && name != "" && (byID < 0 || byName < 0 || byID != byName):
+		v.Add(field, "give either %s or %s, not both: %s", k.name, k.id, describeRefs(k, id, name, byID, byName, objs))
+		return id, name
+	case id != "" && byID >= 0:
+		return objs[byID].GetId(), objs[byID].GetName()
+	case id == "" && byName >= 0:
+		return objs[byName].GetId(), objs[byName].GetName()
 	}
 	ref := id
 	if ref == "" {
 		ref = name
 	}
-	v.Add(field, "%s %q not found in this environment", kind, truncate(ref, 80))
+	v.Add(field, "%s %q not found in this environment", k.kind, truncate(ref, 80))
 	return id, name
+}
+
+// describeRefs says what each of a mount's id and name refers to.
+func describeRefs[T namedObject](k refFields, id, name string, byID, byName int, objs []T) string {
+	what := func(field, ref string, i int) string {
+		if i < 0 {
+			return fmt.Sprintf("%s %q is no %s of this environment", field, truncate(ref, 80), k.kind)
+		}
+		return fmt.Sprintf("%s %q is %s %s (%s)", field, truncate(ref, 80), k.kind, objs[i].GetName(), objs[i].GetId())
+	}
+	return what(k.name, name, byName) + ", " + what(k.id, id, byID)
 }
 
 func (s *appService) CreateApp(ctx context.Context, req *atollv1.CreateAppRequest) (*atollv1.App, error) {
@@ -429,6 +472,7 @@ func (s *appService) UpdateApp(ctx context.Context, req *atollv1.UpdateAppReques
 	}
 	next := proto.Clone(cur).(*atollv1.App)
 	var v apierr.Violations
+	setsReplicas := false
 	for _, p := range paths {
 		top, _, _ := strings.Cut(p, ".")
 		top = snakeToCamel(top)
@@ -437,12 +481,20 @@ func (s *appService) UpdateApp(ctx context.Context, req *atollv1.UpdateAppReques
 			v.Add("updateMask", "field %q cannot be updated", p)
 			continue
 		}
+		setsReplicas = setsReplicas || top == "replicas"
 		set(next, proto.Clone(req.GetApp()).(*atollv1.App))
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.normalizeApp(tx, env, next); err != nil {
+	// 0 means "the default, 1" only on create: an update naming replicas
+	// (REST: a body with "replicas") asks for exactly that many, and there
+	// is no scale to zero (isActive: false stops an app).
+	if setsReplicas && next.Replicas == 0 {
+		v.Add("replicas", "must be between 1 and %d (to stop the app, set isActive to false)", MaxReplicas)
+	}
+	s.checkApp(&v, env, next, tx.Volumes(env.Id), tx.VariableSets(env.Id), tx.Files(env.Id))
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	cmd := s.command(ctx)

@@ -223,8 +223,13 @@ func buildVolume(v *apierr.Violations, prefix string, in *atollv1.Volume, env *a
 	size := int64(in.GetSizeMb())
 	if in.GetSize() != "" {
 		mb, err := quota.ParseMB(in.GetSize())
-		if err != nil {
+		switch {
+		case err != nil:
 			v.Add(prefix+"size", "%v", err)
+		case in.GetSizeMb() != 0 && int64(in.GetSizeMb()) != mb:
+			// Either could be meant: refuse rather than pick one. Equal
+			// values (a volume read back and sent again) are fine.
+			v.Add(prefix+"sizeMb", "give either size or sizeMb, not both: size %q is %d MB but sizeMb is %d", truncate(in.GetSize(), 40), mb, in.GetSizeMb())
 		}
 		size = mb
 	}

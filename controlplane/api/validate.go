@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -193,4 +194,35 @@ func parseStatus(v *apierr.Violations, field, s string) atollv1.EnvironmentStatu
 		v.Add(field, "must be one of %s", strings.Join(names, ", "))
 	}
 	return atollv1.EnvironmentStatus(n)
+}
+
+// checkMountPath returns what is wrong with a container mount path, or "":
+// the runtime's rule (runtime.ContainerSpec.Validate: absolute, clean, not
+// /) plus no ':' or NUL, which the engine's mount syntax cannot carry.
+func checkMountPath(p string) string {
+	switch {
+	case !path.IsAbs(p):
+		return fmt.Sprintf("must be an absolute path, got %q", truncate(p, 80))
+	case strings.ContainsAny(p, "\x00:"):
+		return "must not contain ':' or NUL"
+	case p == "/":
+		return "must not be / (the container's root): mount below it, e.g. /data"
+	case path.Clean(p) != p:
+		return fmt.Sprintf("must be clean (no '.', '..', '//' or trailing '/'): %q, not %q", path.Clean(p), truncate(p, 80))
+	}
+	return ""
+}
+
+// tcpPorts lists an app's TCP port numbers ("80, 8080"), or "none".
+func tcpPorts(ports []*atollv1.Port) string {
+	var out []string
+	for _, p := range ports {
+		if strings.EqualFold(p.GetProtocol(), "TCP") || p.GetProtocol() == "" {
+			out = append(out, strconv.Itoa(int(p.GetNumber())))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
