@@ -624,3 +624,27 @@ func TestSessionAndLogsOverTLS(t *testing.T) {
 		t.Fatalf("a plaintext agent registered with a TLS server (%d registrations)", n)
 	}
 }
+
+// An app that publishes a port it does not list in ports (the API allows
+// it: publicEndpoint.appPort alone) still gets that port published, so the
+// instance has an address and the router can reach it.
+func TestPublicPortPublishedWithoutPortsList(t *testing.T) {
+	srv := agenttest.New(t)
+	as := assignment("i1")
+	as.Ports = nil
+	srv.SetAssignments(as)
+	f := newFake()
+	start(t, testConfig(t, t.TempDir(), srv.Addr), f)
+	st := srv.AwaitStatus(t, wait, "i1", "running", running)
+	spec, _ := f.Spec("atoll-i1")
+	if len(spec.Ports) != 1 || spec.Ports[0].Number != 8080 || spec.Ports[0].Protocol != runtime.TCP || !spec.Ports[0].Publish {
+		t.Fatalf("ports %+v, want 8080/tcp published", spec.Ports)
+	}
+	info, err := f.Inspect(context.Background(), "atoll-i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Ports) != 1 || st.Address != "127.0.0.1:"+itoa(info.Ports[0].HostPort) {
+		t.Fatalf("address %q, container ports %+v", st.Address, info.Ports)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -554,6 +555,11 @@ func (w *worker) containerSpec(as *atollv1.Assignment, hash string) runtime.Cont
 			proto = runtime.UDP
 		}
 		spec.Ports = append(spec.Ports, runtime.Port{Name: p.Name, Number: int(p.Number), Protocol: proto, Publish: true, HostIP: a.cfg.BindIP})
+	}
+	// An app may publish its public port without listing it in ports: the
+	// router needs it published all the same.
+	if pp := int(as.PublicPort); pp != 0 && !slices.ContainsFunc(spec.Ports, func(p runtime.Port) bool { return p.Number == pp && p.Protocol == runtime.TCP }) {
+		spec.Ports = append(spec.Ports, runtime.Port{Number: pp, Protocol: runtime.TCP, Publish: true, HostIP: a.cfg.BindIP})
 	}
 	return spec
 }
