@@ -9,15 +9,21 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"reflect"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -29,6 +35,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/atollhq/atoll/controlplane/apierr"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -56,7 +63,8 @@ func NewGateway(ctx context.Context, grpcAddr string, creds credentials.Transpor
 	}
 	go func() { <-ctx.Done(); conn.Close() }()
 	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: jsonIn}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &strictJSON{&runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: jsonIn}}),
+		runtime.SetQueryParameterParser(queryParser{}),
 		runtime.WithErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 			WriteError(w, err)
 		}),
@@ -106,10 +114,10 @@ func NewGateway(ctx context.Context, grpcAddr string, creds credentials.Transpor
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /v1/environments/{id}/watch", &sseWatch{conn: conn, log: log})
 	mux.Handle("POST /{method...}", connectHandler(conn, gw))
-	mux.Handle("/", gw)
+	mux.Handle("/", streamErrors(gw))
 	// Aliases are rewritten before routing, so they reach every route (the
 	// SSE watch too, which is not a grpc-gateway route).
-	return validUTF8(limitBody(rewriteAliases(mux))), nil
+	return validUTF8(limitBody(rewriteAliases(mux, conn))), nil
 }
 
 // validUTF8 refuses a request whose path or query is not valid UTF-8 once
@@ -140,7 +148,7 @@ func validUTF8(next http.Handler) http.Handler {
 }
 
 // rewriteAliases serves the seeds' paths: /environments/... and /api/v1/... as /v1/....
-func rewriteAliases(next http.Handler) http.Handler {
+func rewriteAliases(next http.Handler, conn *grpc.ClientConn) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		switch {
@@ -151,7 +159,7 @@ func rewriteAliases(next http.Handler) http.Handler {
 		case p == "/environments" || strings.HasPrefix(p, "/environments/"):
 			r.URL.Path = "/v1" + p
 		case strings.HasPrefix(p, "/v1/orgs/"):
-			if !rewriteOrgPath(w, r) {
+			if !rewriteOrgPath(w, r, conn) {
 				return
 			}
 		}
@@ -172,51 +180,171 @@ const OrgHeader = "x-atoll-org"
 // rewriteOrgPath maps the org/workspace-scoped paths of seed 004 onto the
 // API: /v1/orgs/{org}/workspaces[/{ws}] are projects, and
 // /v1/orgs/{org}/workspaces/{ws}/environments[/...] are the environments of
-// project ws. It reports false when it answered the request itself.
-func rewriteOrgPath(w http.ResponseWriter, r *http.Request) bool {
+// project ws (its id, slug or name). Through a workspace, an environment of
+// another project does not exist (NOT_FOUND), a list shows only the
+// project's environments, and a create or cleanup acts in the project (a
+// body naming another projectId is INVALID_ARGUMENT). It reports false when
+// it answered the request itself.
+func rewriteOrgPath(w http.ResponseWriter, r *http.Request, conn *grpc.ClientConn) bool {
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/v1/orgs/"), "/")
 	if len(parts) < 2 || parts[0] == "" || parts[1] != "workspaces" {
 		return true // not a mapped path: the gateway answers 404
 	}
 	r.Header.Set(OrgHeader, parts[0])
 	rest := parts[2:]
-	switch {
-	case len(rest) <= 1:
+	if len(rest) == 0 || rest[0] == "" {
 		r.URL.Path = "/v1/projects" + strings.TrimSuffix("/"+strings.Join(rest, "/"), "/")
-		return true
-	case rest[1] != "environments":
 		return true
 	}
 	ws := rest[0]
-	envPath := rest[2:]
-	r.URL.Path = "/v1/environments" + strings.TrimSuffix("/"+strings.Join(envPath, "/"), "/")
-	if len(envPath) > 0 {
+	if len(rest) == 1 {
+		if !isID("prj", ws) { // a slug or name: the project's id
+			p, err := workspaceProject(outgoingAuth(r), conn, ws)
+			if err != nil {
+				WriteError(w, err)
+				return false
+			}
+			ws = p.Id
+		}
+		r.URL.Path = "/v1/projects/" + ws
 		return true
 	}
-	switch r.Method {
-	case http.MethodGet:
+	if rest[1] != "environments" {
+		return true
+	}
+	ctx := outgoingAuth(r)
+	prj, err := workspaceProject(ctx, conn, ws)
+	if err != nil {
+		WriteError(w, err)
+		return false
+	}
+	envPath := rest[2:]
+	r.URL.Path = "/v1/environments" + strings.TrimSuffix("/"+strings.Join(envPath, "/"), "/")
+	collection := len(envPath) == 0 || envPath[0] == ""
+	switch {
+	case collection && r.Method == http.MethodGet, len(envPath) > 0 && envPath[0] == "-":
+		// A list, or the watch of the project (/-/watch).
 		q := r.URL.Query()
-		q.Set("projectId", ws)
-		r.URL.RawQuery = q.Encode()
-	case http.MethodPost:
-		// The workspace is the project of the new environment.
-		body, _ := io.ReadAll(r.Body)
-		var m map[string]any
-		if len(bytes.TrimSpace(body)) == 0 {
-			m = map[string]any{}
-		} else if err := json.Unmarshal(body, &m); err != nil {
-			writeErrorStatus(w, status.Newf(codes.InvalidArgument, "invalid JSON body: %v", err), http.StatusBadRequest)
-			return false
+		for _, k := range []string{"projectId", "project_id"} {
+			if v := q.Get(k); v != "" && v != prj.Id && v != ws {
+				WriteError(w, projectMismatch(v, ws))
+				return false
+			}
+			q.Del(k)
 		}
-		if _, ok := m["projectId"]; !ok {
-			if _, ok := m["project_id"]; !ok {
-				m["projectId"] = ws
+		q.Set("projectId", prj.Id)
+		r.URL.RawQuery = q.Encode()
+		return true
+	case collection && r.Method == http.MethodPost,
+		len(envPath) == 1 && envPath[0] == "cleanup-failed" && r.Method == http.MethodPost:
+		// Create, or clean up: in the workspace's project.
+		return setBodyProject(w, r, prj.Id, ws)
+	case collection:
+		return true // the gateway answers (method not allowed)
+	}
+	// An environment (and what is under it): only one of this project.
+	env, err := atollv1.NewEnvironmentServiceClient(conn).GetEnvironment(ctx, &atollv1.GetEnvironmentRequest{EnvironmentId: envPath[0]})
+	if err != nil {
+		WriteError(w, err)
+		return false
+	}
+	if env.ProjectId != prj.Id {
+		WriteError(w, apierr.NotFound("environment", envPath[0]))
+		return false
+	}
+	return true
+}
+
+// isID reports whether s has the shape of an id with that type prefix.
+func isID(prefix, s string) bool {
+	return CheckID("id", prefix, s) == nil
+}
+
+// workspaceProject finds the project a workspace segment names: its id, slug
+// or name, in the caller's organization; NOT_FOUND naming ws otherwise.
+func workspaceProject(ctx context.Context, conn *grpc.ClientConn, ws string) (*atollv1.Project, error) {
+	pc := atollv1.NewProjectServiceClient(conn)
+	if isID("prj", ws) {
+		p, err := pc.GetProject(ctx, &atollv1.GetProjectRequest{ProjectId: ws})
+		switch status.Code(err) {
+		case codes.OK:
+			return p, nil
+		case codes.PermissionDenied:
+			// A token without project:read still reaches its environments
+			// by project id; the environment calls check the project.
+			return &atollv1.Project{Id: ws}, nil
+		case codes.NotFound:
+			return nil, apierr.NotFound("project", ws)
+		default:
+			return nil, err
+		}
+	}
+	var byName *atollv1.Project
+	for token := ""; ; {
+		resp, err := pc.ListProjects(ctx, &atollv1.ListProjectsRequest{PageSize: 100, PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range resp.Projects {
+			if p.Slug == ws {
+				return p, nil
+			}
+			if byName == nil && p.Name == ws {
+				byName = p
 			}
 		}
-		nb, _ := json.Marshal(m)
-		r.Body = io.NopCloser(bytes.NewReader(nb))
-		r.ContentLength = int64(len(nb))
+		if token = resp.NextPageToken; token == "" {
+			break
+		}
 	}
+	if byName != nil {
+		return byName, nil
+	}
+	return nil, apierr.NotFound("project", ws)
+}
+
+func projectMismatch(got, ws string) error {
+	return apierr.InvalidField("projectId", "is %q, but the path names workspace %q: leave it out or name the same project", got, ws)
+}
+
+// setBodyProject sets projectId in the JSON object body of r to the
+// workspace's project; a body naming another project is INVALID_ARGUMENT.
+func setBodyProject(w http.ResponseWriter, r *http.Request, prjID, ws string) bool {
+	body, _ := io.ReadAll(r.Body)
+	m := map[string]json.RawMessage{}
+	if raw, err := oneJSONValue(body); err == nil {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			WriteError(w, status.Error(codes.InvalidArgument, "request body: must be a JSON object"))
+			return false
+		}
+	} else if err != io.EOF {
+		WriteError(w, status.Error(codes.InvalidArgument, err.Error()))
+		return false
+	}
+	if m == nil { // null
+		m = map[string]json.RawMessage{}
+	}
+	for _, k := range []string{"projectId", "project_id"} {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			WriteError(w, apierr.InvalidField("projectId", "must be a string, got %s", v))
+			return false
+		}
+		if s != "" && s != prjID && s != ws {
+			WriteError(w, projectMismatch(s, ws))
+			return false
+		}
+		delete(m, k)
+	}
+	m["projectId"], _ = json.Marshal(prjID)
+	nb, _ := json.Marshal(m)
+	r.Body = io.NopCloser(bytes.NewReader(nb))
+	r.ContentLength = int64(len(nb))
+	r.Header.Del("Content-Length")
 	return true
 }
 
@@ -303,7 +431,7 @@ var codeNames = map[codes.Code]string{
 
 // WriteError renders err as the REST error body {"code","message","details"}.
 func WriteError(w http.ResponseWriter, err error) {
-	st := status.Convert(err)
+	st := status.Convert(inputViolation(err))
 	writeErrorStatus(w, st, httpStatus(st))
 }
 
@@ -385,6 +513,10 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 		body, _ := io.ReadAll(r.Body)
 		if len(bytes.TrimSpace(body)) > 0 {
 			if err := jsonIn.Unmarshal(body, req); err != nil {
+				if ie, ok := bodyError(body, req, err).(*inputError); ok {
+					WriteError(w, apierr.InvalidField(ie.field, "%s", ie.desc))
+					return
+				}
 				writeErrorStatus(w, status.Newf(codes.InvalidArgument, "invalid JSON for %s: %v", md.Input().FullName(), err), http.StatusBadRequest)
 				return
 			}
@@ -408,6 +540,9 @@ func outgoingAuth(r *http.Request) context.Context {
 	md := metadata.MD{}
 	if a := r.Header.Get("Authorization"); a != "" {
 		md.Set("authorization", a)
+	}
+	if o := r.Header.Get(OrgHeader); o != "" {
+		md.Set(OrgHeader, o)
 	}
 	return metadata.NewOutgoingContext(r.Context(), md)
 }
@@ -524,4 +659,465 @@ func (h *sseWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// strictJSON is the gateway's JSON marshaler with a strict request decoder:
+// the body is one JSON value (data after it is INVALID_ARGUMENT), and a value
+// protojson refuses is reported as a violation of the field it is in.
+type strictJSON struct{ *runtime.JSONPb }
+
+func (m *strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		raw, err := oneJSONValue(b)
+		if err != nil {
+			return err // io.EOF for an empty body, which the gateway accepts
+		}
+		if messageOf(v) != nil && raw[0] != '{' && string(raw) != "null" {
+			return errors.New("request body: must be a JSON object")
+		}
+		if err := m.JSONPb.Unmarshal(raw, v); err != nil {
+			return bodyError(raw, v, err)
+		}
+		return nil
+	})
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// oneJSONValue returns the JSON value b holds: io.EOF if b is empty (or
+// white space), an error if it is not JSON or has data after the value.
+func oneJSONValue(b []byte) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("request body is not valid JSON: %v", err)
+	}
+	for _, c := range b[dec.InputOffset():] {
+		if !isJSONSpace(c) {
+			return nil, errors.New("request body: unexpected data after the JSON object")
+		}
+	}
+	return raw, nil
+}
+
+// inputError is a bad value of one request field found while decoding the
+// body or the query. The gateway turns every decoding error into
+// INVALID_ARGUMENT with the error's text as the message, so the field is
+// carried in the text (fieldErrRe) and inputViolation restores it.
+type inputError struct{ field, desc string }
+
+func (e *inputError) Error() string {
+	return fmt.Sprintf("invalid request: field %q: %s", e.field, e.desc)
+}
+
+var fieldErrRe = regexp.MustCompile(`^invalid request: field ("(?:[^"\\]|\\.)*"): ((?s:.*))$`)
+
+// inputViolation turns the text of an inputError back into an
+// INVALID_ARGUMENT with the field violation; other errors are returned as is.
+func inputViolation(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.InvalidArgument || len(st.Details()) > 0 {
+		return err
+	}
+	m := fieldErrRe.FindStringSubmatch(st.Message())
+	if m == nil {
+		return err
+	}
+	field, uerr := strconv.Unquote(m[1])
+	if uerr != nil {
+		return err
+	}
+	return apierr.InvalidField(field, "%s", m[2])
+}
+
+var protoErrPos = regexp.MustCompile(`\(line (\d+):(\d+)\): (.*)$`)
+
+// bodyError explains a protojson error of raw decoded into v as a violation
+// of the field at the error's position (lowerCamelCase path and the rule);
+// err unchanged when it cannot.
+func bodyError(raw []byte, v any, err error) error {
+	m := protoErrPos.FindStringSubmatch(err.Error())
+	md := messageOf(v)
+	if m == nil || md == nil {
+		return err
+	}
+	line, _ := strconv.Atoi(m[1])
+	col, _ := strconv.Atoi(m[2])
+	off := offsetOf(raw, line, col)
+	if off < 0 {
+		return err
+	}
+	at, ok := jsonSlotAt(raw, off, md)
+	if !ok || at.path == "" {
+		return err
+	}
+	msg := m[3]
+	switch {
+	case strings.HasPrefix(msg, "unknown field"):
+		return &inputError{at.path, "unknown field"}
+	case strings.HasPrefix(msg, "duplicate field"):
+		return &inputError{at.path, "is given twice"}
+	case at.key || at.fd == nil:
+		return &inputError{at.path, msg}
+	case strings.HasPrefix(msg, "invalid ") || strings.HasPrefix(msg, "unexpected token"):
+		return &inputError{at.path, expected(at.fd, at.elem) + ", got " + at.got}
+	}
+	return &inputError{at.path, msg}
+}
+
+// messageOf is the descriptor of the message v (a message or a pointer to one) decodes into.
+func messageOf(v any) protoreflect.MessageDescriptor {
+	if p, ok := v.(proto.Message); ok {
+		return p.ProtoReflect().Descriptor()
+	}
+	rt := reflect.TypeOf(v)
+	for rt != nil && rt.Kind() == reflect.Pointer {
+		if rt.Implements(reflect.TypeFor[proto.Message]()) {
+			return reflect.Zero(rt).Interface().(proto.Message).ProtoReflect().Descriptor()
+		}
+		rt = rt.Elem()
+	}
+	return nil
+}
+
+// offsetOf is the byte offset of protojson's line:column (columns count runes).
+func offsetOf(b []byte, line, col int) int {
+	i := 0
+	for l := 1; l < line; l++ {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+	}
+	for c := 1; c < col && i < len(b); c++ {
+		_, n := utf8.DecodeRune(b[i:])
+		i += n
+	}
+	return i
+}
+
+// jsonSlot is a place in a JSON document: its field path, the field there
+// (nil: unknown), whether it is a list element or map value, whether the
+// position is the field's key, and the value found there (for messages).
+type jsonSlot struct {
+	path string
+	fd   protoreflect.FieldDescriptor
+	elem bool
+	key  bool
+	got  string
+}
+
+// jsonSlotAt walks raw (the JSON of a message md) to the token at byte
+// offset off and says which field it belongs to.
+func jsonSlotAt(raw []byte, off int, md protoreflect.MessageDescriptor) (jsonSlot, bool) {
+	type frame struct {
+		obj     bool
+		md      protoreflect.MessageDescriptor // an object of a message
+		fd      protoreflect.FieldDescriptor   // a map object or a list
+		path    string
+		wantKey bool
+		key     jsonSlot // the current member's slot
+		idx     int
+	}
+	join := func(parent, name string) string {
+		if parent == "" {
+			return name
+		}
+		return parent + "." + name
+	}
+	var stack []*frame
+	// slot is where the next value goes.
+	slot := func() jsonSlot {
+		if len(stack) == 0 {
+			return jsonSlot{}
+		}
+		f := stack[len(stack)-1]
+		if f.obj {
+			return f.key
+		}
+		return jsonSlot{path: fmt.Sprintf("%s[%d]", f.path, f.idx), fd: f.fd, elem: true}
+	}
+	done := func() {
+		if len(stack) == 0 {
+			return
+		}
+		f := stack[len(stack)-1]
+		f.wantKey = true
+		f.idx++
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return jsonSlot{}, false
+		}
+		end := int(dec.InputOffset())
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.obj && top.wantKey {
+			if _, ok := tok.(json.Delim); ok { // '}'
+				stack = stack[:len(stack)-1]
+				done()
+				continue
+			}
+			name, _ := tok.(string)
+			s := jsonSlot{path: join(top.path, name), key: true}
+			switch {
+			case top.md != nil:
+				fd := top.md.Fields().ByJSONName(name)
+				if fd == nil {
+					fd = top.md.Fields().ByName(protoreflect.Name(name))
+				}
+				if fd != nil {
+					s.fd, s.path = fd, join(top.path, fd.JSONName())
+				}
+			case top.fd != nil && top.fd.IsMap():
+				s.fd, s.elem = top.fd, true
+			}
+			if off < end {
+				return s, true
+			}
+			s.key = false
+			top.key, top.wantKey = s, false
+			continue
+		}
+		s := slot()
+		if len(stack) == 0 {
+			s = jsonSlot{}
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if off < end {
+					s.got = map[json.Delim]string{'{': "an object", '[': "an array"}[t]
+					return s, true
+				}
+				f := &frame{obj: t == '{', path: s.path, wantKey: true}
+				switch {
+				case len(stack) == 0:
+					f.md = md
+				case s.fd == nil:
+				case (s.fd.IsList() || s.fd.IsMap()) && !s.elem:
+					f.fd = s.fd
+				case s.fd.IsMap() && s.elem:
+					if mv := s.fd.MapValue(); mv.Message() != nil {
+						f.md = mv.Message()
+					}
+				case s.fd.Message() != nil:
+					f.md = s.fd.Message()
+				}
+				stack = append(stack, f)
+			default: // ']'
+				stack = stack[:len(stack)-1]
+				done()
+			}
+		default:
+			if off < end {
+				b, _ := json.Marshal(t)
+				s.got = truncate(string(b), 60)
+				return s, true
+			}
+			done()
+		}
+	}
+}
+
+// expected says what a JSON value of field fd (an element of it: elem) must be.
+func expected(fd protoreflect.FieldDescriptor, elem bool) string {
+	switch {
+	case fd.IsList() && !elem:
+		return "must be an array"
+	case fd.IsMap() && !elem:
+		return "must be an object"
+	case fd.IsMap():
+		fd = fd.MapValue()
+	}
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return "must be a string"
+	case protoreflect.BoolKind:
+		return "must be true or false"
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return "must be a 32-bit integer"
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return "must be a non-negative 32-bit integer"
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		return "must be an integer"
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return "must be a non-negative integer"
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		return "must be a number"
+	case protoreflect.BytesKind:
+		return "must be base64-encoded bytes"
+	case protoreflect.EnumKind:
+		var names []string
+		vs := fd.Enum().Values()
+		for i := 0; i < vs.Len(); i++ {
+			names = append(names, string(vs.Get(i).Name()))
+		}
+		return "must be one of " + strings.Join(names, ", ")
+	}
+	switch fd.Message().FullName() {
+	case "google.protobuf.Timestamp":
+		return `must be an RFC 3339 timestamp such as "2026-01-02T15:04:05Z"`
+	case "google.protobuf.Duration":
+		return `must be a duration in seconds such as "90s"`
+	case "google.protobuf.FieldMask":
+		return `must be a comma-separated list of field names such as "name,description"`
+	case "google.protobuf.Struct":
+		return "must be an object"
+	case "google.protobuf.Value":
+		return "must be a JSON value"
+	}
+	return "must be an object"
+}
+
+// queryParser is the gateway's query parameter parser: a bad value is a
+// violation of the parameter's field, named in lowerCamelCase.
+type queryParser struct{}
+
+func (queryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	def := &runtime.DefaultQueryParser{}
+	err := def.Parse(msg, values, filter)
+	if err == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	md := msg.ProtoReflect().Descriptor()
+	for _, k := range keys {
+		e := def.Parse(msg.ProtoReflect().New().Interface(), url.Values{k: values[k]}, filter)
+		if e == nil {
+			continue
+		}
+		path, fd := queryField(md, k)
+		switch {
+		case strings.HasPrefix(e.Error(), "too many values"):
+			return &inputError{path, "must be given once"}
+		case fd == nil:
+			return &inputError{path, e.Error()}
+		}
+		desc := expected(fd, true)
+		if vs := values[k]; len(vs) == 1 {
+			desc += ", got " + strconv.Quote(truncate(vs[0], 60))
+		}
+		return &inputError{path, desc}
+	}
+	if m := regexp.MustCompile(`^duplicate field "(.*)"$`).FindStringSubmatch(err.Error()); m != nil {
+		path, _ := queryField(md, m[1])
+		return &inputError{path, "is given twice (by its JSON name and its proto name)"}
+	}
+	return err
+}
+
+var queryKeyRe = regexp.MustCompile(`^(.*)(\[.*\])$`)
+
+// queryField resolves a query parameter name (a.b.c, proto or JSON names,
+// maybe with [key]) to its lowerCamelCase path and field (nil: unknown).
+func queryField(md protoreflect.MessageDescriptor, key string) (string, protoreflect.FieldDescriptor) {
+	suffix := ""
+	if m := queryKeyRe.FindStringSubmatch(key); m != nil {
+		key, suffix = m[1], m[2]
+	}
+	var names []string
+	var fd protoreflect.FieldDescriptor
+	segs := strings.Split(key, ".")
+	for i, seg := range segs {
+		if md == nil {
+			return strings.Join(append(names, segs[i:]...), ".") + suffix, nil
+		}
+		fd = md.Fields().ByJSONName(seg)
+		if fd == nil {
+			fd = md.Fields().ByName(protoreflect.Name(seg))
+		}
+		if fd == nil {
+			return strings.Join(append(names, segs[i:]...), ".") + suffix, nil
+		}
+		names = append(names, fd.JSONName())
+		md = fd.Message()
+	}
+	return strings.Join(names, ".") + suffix, fd
+}
+
+// streamErrors renders the error of a server-streaming REST route (app logs)
+// that fails before its first message as every other REST error, instead of
+// grpc-gateway's {"error":{...}} chunk.
+func streamErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &streamErrWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		sw.finish()
+	})
+}
+
+// streamErrWriter holds back a response whose status is an error, to
+// rewrite it in finish if it is a grpc-gateway stream error chunk.
+type streamErrWriter struct {
+	http.ResponseWriter
+	started bool
+	code    int // an error status held back
+	buf     bytes.Buffer
+}
+
+func (s *streamErrWriter) WriteHeader(code int) {
+	if s.started {
+		return
+	}
+	s.started = true
+	if code >= 400 {
+		s.code = code
+		return
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *streamErrWriter) Write(b []byte) (int, error) {
+	if !s.started {
+		s.WriteHeader(http.StatusOK)
+	}
+	if s.code != 0 {
+		return s.buf.Write(b)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *streamErrWriter) Flush() {
+	if s.code != 0 {
+		return
+	}
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *streamErrWriter) finish() {
+	if s.code == 0 {
+		return
+	}
+	var chunk map[string]json.RawMessage
+	if json.Unmarshal(s.buf.Bytes(), &chunk) == nil && len(chunk) == 1 && chunk["error"] != nil {
+		sp := &spb.Status{}
+		if err := jsonIn.Unmarshal(chunk["error"], sp); err == nil {
+			s.ResponseWriter.Header().Del("Transfer-Encoding")
+			WriteError(s.ResponseWriter, status.ErrorProto(sp))
+			return
+		}
+	}
+	s.ResponseWriter.WriteHeader(s.code)
+	_, _ = s.ResponseWriter.Write(s.buf.Bytes())
 }
