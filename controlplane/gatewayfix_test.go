@@ -164,3 +164,11 @@ func TestRESTDecodeViolations(t *testing.T) {
 	code, o = r.do("POST", "/atoll.v1.EnvironmentService/CreateEnvironment", `{"name":true}`)
 	wantViolation(t, code, o, "name", "must be a string")
 }
+
+// A body over 1 MiB: 413 RESOURCE_EXHAUSTED.
+func TestRESTBodyTooLarge(t *testing.T) {
+	f := newAPIFixture(t)
+	big := `{"name":"x","description":"` + strings.Repeat("a", 1<<20) + `"}`
+	code, o := f.rest(t, f.c.AdminToken).do("POST", "/v1/environments", big)
+	wantError(t, code, o, http.StatusRequestEntityTooLarge, "RESOURCE_EXHAUSTED", "larger than")
+}

@@ -355,7 +355,7 @@ func limitBody(next http.Handler) http.Handler {
 			return
 		}
 		tooLarge := func() {
-			writeErrorStatus(w, status.Newf(codes.InvalidArgument, "request body larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
+			writeErrorStatus(w, status.Newf(codes.ResourceExhausted, "request body larger than %d bytes", MaxBodyBytes), http.StatusRequestEntityTooLarge)
 		}
 		if r.ContentLength > MaxBodyBytes {
 			tooLarge()
