@@ -380,12 +380,12 @@ func TestRESTErrors(t *testing.T) {
 	// Bodies.
 	big := `{"name":"big","description":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`
 	code, o = r.do("POST", "/v1/environments", big)
-	wantError(t, code, o, 413, "INVALID_ARGUMENT")
+	wantError(t, code, o, 413, "RESOURCE_EXHAUSTED")
 	// Without a Content-Length (chunked), the limit still holds.
 	code, o = r.do("POST", "/v1/environments", io.MultiReader(strings.NewReader(big)))
-	wantError(t, code, o, 413, "INVALID_ARGUMENT")
+	wantError(t, code, o, 413, "RESOURCE_EXHAUSTED")
 	code, o = r.do("POST", "/atoll.v1.EnvironmentService/CreateEnvironment", io.MultiReader(strings.NewReader(big)))
-	wantError(t, code, o, 413, "INVALID_ARGUMENT")
+	wantError(t, code, o, 413, "RESOURCE_EXHAUSTED")
 	code, o = r.do("POST", "/v1/environments", `{"name":"x","colour":"blue"}`)
 	wantError(t, code, o, 400, "INVALID_ARGUMENT", "colour")
 	code, o = r.do("POST", "/v1/environments", `{"name":"x",`)

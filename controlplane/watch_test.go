@@ -281,3 +281,13 @@ func TestWatchCompacted(t *testing.T) {
 		t.Fatalf("watch from 0 after compaction: %v", ev)
 	}
 }
+
+// A fromIndex beyond the current index is refused (after a short grace for a
+// server that is behind), over gRPC and SSE, instead of a silent stream.
+func TestWatchFromFutureIndex(t *testing.T) {
+	f := newAPIFixture(t)
+	e := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "w"})
+	wantCode(t, watchErr(f, &atollv1.WatchEnvironmentRequest{EnvironmentId: e.Id, FromIndex: 99999999999}), codes.InvalidArgument, "fromIndex")
+	code, o := f.rest(t, f.c.AdminToken).do("GET", "/v1/environments/"+e.Id+"/watch?fromIndex=99999999999", nil)
+	wantViolation(t, code, o, "fromIndex", "is beyond the current index")
+}

@@ -86,7 +86,23 @@ func checkDescription(v *apierr.Violations, field, d string) {
 		v.Add(field, "must be valid UTF-8")
 	} else if utf8.RuneCountInString(d) > MaxDescriptionLen {
 		v.Add(field, "must be at most %d characters", MaxDescriptionLen)
+	} else if r, bad := invisibleRune(d); bad {
+		v.Add(field, "must not contain control or text-direction characters (found %U); newlines and tabs are fine", r)
 	}
+}
+
+// invisibleRune finds a control character other than newline and tab, or a
+// bidirectional override/isolate (which can make text display as something
+// other than what it is).
+func invisibleRune(s string) (rune, bool) {
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\t' || r == '\r':
+		case unicode.IsControl(r), r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 func checkLabels(v *apierr.Violations, field string, labels map[string]string) {
