@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -499,8 +500,12 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 			writeErrorStatus(w, status.Newf(codes.Unimplemented, "service %s has no method %q", svc, method), http.StatusNotFound)
 			return
 		}
-		if md.IsStreamingClient() || md.IsStreamingServer() {
-			writeErrorStatus(w, status.Newf(codes.Unimplemented, "%s is a streaming method: use gRPC, or the SSE route GET /v1/environments/{id}/watch", method), http.StatusNotImplemented)
+		if md.IsStreamingClient() {
+			writeErrorStatus(w, status.Newf(codes.Unimplemented, "%s streams from the client: use gRPC", method), http.StatusNotImplemented)
+			return
+		}
+		if md.IsStreamingServer() {
+			connectServerStream(w, r, conn, "/"+svc+"/"+method, md)
 			return
 		}
 		in, err1 := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
@@ -534,6 +539,90 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(b)
 	})
+}
+
+// connectServerStream serves a server-streaming method with Connect's
+// streaming protocol (what a Connect client's `for await (const ev of
+// client.watchEnvironment(...))` speaks): the request is one enveloped JSON
+// message (or, for curl, a plain JSON body), the response a sequence of
+// enveloped JSON messages ended by an end-of-stream envelope carrying the
+// error, if any. An envelope is a flags byte and a 4-byte big-endian length.
+func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.ClientConn, fullMethod string, md protoreflect.MethodDescriptor) {
+	in, err1 := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+	out, err2 := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err1 != nil || err2 != nil {
+		writeErrorStatus(w, status.New(codes.Internal, "message types not registered"), http.StatusInternalServerError)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+") {
+		if len(body) < 5 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 || body[0]&0x01 != 0 {
+			WriteError(w, apierr.InvalidField("body", "must be one uncompressed Connect envelope: a flags byte (0), a 4-byte big-endian length, then the JSON message"))
+			return
+		}
+		body = body[5:]
+	}
+	req := in.New().Interface()
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := jsonIn.Unmarshal(body, req); err != nil {
+			if ie, ok := bodyError(body, req, err).(*inputError); ok {
+				WriteError(w, apierr.InvalidField(ie.field, "%s", ie.desc))
+				return
+			}
+			WriteError(w, status.Errorf(codes.InvalidArgument, "invalid JSON for %s: %v", md.Input().FullName(), err))
+			return
+		}
+	}
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "application/connect+json")
+	w.WriteHeader(http.StatusOK)
+	envelope := func(flags byte, b []byte) {
+		var hdr [5]byte
+		hdr[0] = flags
+		binary.BigEndian.PutUint32(hdr[1:], uint32(len(b)))
+		_, _ = w.Write(hdr[:])
+		_, _ = w.Write(b)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	end := func(err error) {
+		if err == nil || errors.Is(err, io.EOF) {
+			envelope(0x02, []byte("{}"))
+			return
+		}
+		st := status.Convert(err)
+		b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": strings.ToLower(CodeName(st.Code())), "message": st.Message()}})
+		envelope(0x02, b)
+	}
+	ctx, cancel := context.WithCancel(outgoingAuth(r))
+	defer cancel()
+	stream, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, fullMethod)
+	if err != nil {
+		end(err)
+		return
+	}
+	if err := stream.SendMsg(req); err != nil {
+		end(err)
+		return
+	}
+	if err := stream.CloseSend(); err != nil {
+		end(err)
+		return
+	}
+	for {
+		msg := out.New().Interface()
+		if err := stream.RecvMsg(msg); err != nil {
+			end(err)
+			return
+		}
+		b, err := jsonOut.Marshal(msg)
+		if err != nil {
+			end(err)
+			return
+		}
+		envelope(0x00, b)
+	}
 }
 
 func outgoingAuth(r *http.Request) context.Context {
