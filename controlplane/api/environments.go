@@ -217,11 +217,16 @@ type listed interface {
 // page sorts items in creation order and returns the page after the
 // cursor token, with the token of the next page ("" at the end).
 func page[T listed](items []T, token string, size int) ([]T, string, error) {
+	return pageFrom(items, token, 0, size)
+}
+
+// pageFrom is page, starting offset items in when there is no token.
+func pageFrom[T listed](items []T, token string, offset, size int) ([]T, string, error) {
 	sort.Slice(items, func(i, j int) bool {
 		a, b := items[i], items[j]
 		return a.GetCreateIndex() < b.GetCreateIndex() || a.GetCreateIndex() == b.GetCreateIndex() && a.GetId() < b.GetId()
 	})
-	start := 0
+	start := min(offset, len(items))
 	if token != "" {
 		cur, err := decodeCursor("pageToken", token)
 		if err != nil {
@@ -264,6 +269,12 @@ func (s *envService) ListEnvironments(ctx context.Context, req *atollv1.ListEnvi
 	if req.CreatedAfter != nil && req.CreatedBefore != nil && !req.CreatedAfter.AsTime().Before(req.CreatedBefore.AsTime()) {
 		v.Add("createdAfter", "must be before createdBefore")
 	}
+	switch {
+	case req.Offset < 0:
+		v.Add("offset", "must not be negative")
+	case req.Offset > 0 && req.PageToken != "":
+		v.Add("offset", "give either offset or pageToken, not both")
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -291,7 +302,7 @@ func (s *envService) ListEnvironments(ctx context.Context, req *atollv1.ListEnvi
 			matched = append(matched, e)
 		}
 	}
-	items, next, err := page(matched, req.PageToken, size)
+	items, next, err := pageFrom(matched, req.PageToken, int(req.Offset), size)
 	if err != nil {
 		return nil, err
 	}

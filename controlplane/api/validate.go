@@ -197,11 +197,21 @@ func fillQuota(v *apierr.Violations, field string, q, def *atollv1.Resources) *a
 	return out
 }
 
+// statusAliases are other platforms' status names (Blueberry's list filter).
+var statusAliases = map[string]atollv1.EnvironmentStatus{
+	"ready":    atollv1.EnvironmentStatus_RUNNING,
+	"creating": atollv1.EnvironmentStatus_PROVISIONING,
+	"failed":   atollv1.EnvironmentStatus_ERROR,
+}
+
 func parseStatus(v *apierr.Violations, field, s string) atollv1.EnvironmentStatus {
 	if s == "" {
 		return atollv1.EnvironmentStatus_ENVIRONMENT_STATUS_UNSPECIFIED
 	}
 	n, ok := atollv1.EnvironmentStatus_value[strings.ToUpper(s)]
+	if alias, isAlias := statusAliases[strings.ToLower(s)]; !ok && isAlias {
+		n, ok = int32(alias), true
+	}
 	if !ok || n == 0 {
 		names := make([]string, 0, len(atollv1.EnvironmentStatus_name))
 		for i := int32(1); i < int32(len(atollv1.EnvironmentStatus_name)); i++ {

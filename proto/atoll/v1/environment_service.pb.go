@@ -593,8 +593,11 @@ type ListEnvironmentsRequest struct {
 	CreatedBefore  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
 	IncludeDeleted bool                   `protobuf:"varint,8,opt,name=include_deleted,json=includeDeleted,proto3" json:"include_deleted,omitempty"`
 	Stale          bool                   `protobuf:"varint,9,opt,name=stale,proto3" json:"stale,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Skip this many matching environments (for offset-paging clients);
+	// not together with page_token.
+	Offset        int32 `protobuf:"varint,10,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEnvironmentsRequest) Reset() {
@@ -688,6 +691,13 @@ func (x *ListEnvironmentsRequest) GetStale() bool {
 		return x.Stale
 	}
 	return false
+}
+
+func (x *ListEnvironmentsRequest) GetOffset() int32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
 }
 
 type ListEnvironmentsResponse struct {
@@ -1436,7 +1446,7 @@ const file_atoll_v1_environment_service_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"T\n" +
 	"\x15GetEnvironmentRequest\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x14\n" +
-	"\x05stale\x18\x02 \x01(\bR\x05stale\"\xe7\x02\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"\xff\x02\n" +
 	"\x17ListEnvironmentsRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x16\n" +
@@ -1448,7 +1458,9 @@ const file_atoll_v1_environment_service_proto_rawDesc = "" +
 	"\rcreated_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
 	"\x0ecreated_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12'\n" +
 	"\x0finclude_deleted\x18\b \x01(\bR\x0eincludeDeleted\x12\x14\n" +
-	"\x05stale\x18\t \x01(\bR\x05stale\"\x9e\x01\n" +
+	"\x05stale\x18\t \x01(\bR\x05stale\x12\x16\n" +
+	"\x06offset\x18\n" +
+	" \x01(\x05R\x06offset\"\x9e\x01\n" +
 	"\x18ListEnvironmentsResponse\x129\n" +
 	"\fenvironments\x18\x01 \x03(\v2\x15.atoll.v1.EnvironmentR\fenvironments\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1f\n" +
