@@ -1,8 +1,11 @@
 package controlplane_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
@@ -35,4 +38,57 @@ func TestRESTListOffsetAndStatusAliases(t *testing.T) {
 	first := r.must(http.StatusOK, "GET", "/v1/environments?pageSize=2", nil)
 	code, bad = r.do("GET", "/v1/environments?offset=1&pageToken="+first.str("nextPageToken"), nil)
 	wantViolation(t, code, bad, "offset", "not both")
+}
+
+// Blueberry's create (JSON and form, ttl in hours, its repository fields
+// kept as labels) and update (ttl_hours) under /api/environments.
+func TestRESTBlueberryShapes(t *testing.T) {
+	f := newAPIFixture(t)
+	r := f.rest(t, f.c.AdminToken)
+	o := r.must(http.StatusCreated, "POST", "/api/environments", map[string]any{
+		"environment_name": "pr-123", "backend_repo": "sample-be-1", "backend_branch": "main", "ttl": 24,
+		"provision_database": true,
+	})
+	if o.str("name") != "pr-123" || o.str("ttl") != "24h" || o.str("expiresAt") == "" ||
+		o.str("labels.blueberry/backend_repo") != "sample-be-1" || o.str("labels.blueberry/provision_database") != "true" {
+		t.Fatalf("JSON create: %s", o.raw)
+	}
+	id := o.str("id")
+	// The form the web UI posts.
+	code, form := r.doForm("POST", "/api/environments", "environment_name=pr-124&backend_repo=sample-be-1&backend_branch=main&ttl=12")
+	if code != http.StatusCreated || form.str("name") != "pr-124" || form.str("ttl") != "12h" {
+		t.Fatalf("form create: %d %s", code, form.raw)
+	}
+	// Update the TTL.
+	o = r.must(http.StatusOK, "PUT", "/api/environments/"+id, map[string]any{"ttl_hours": 48})
+	if o.str("ttl") != "48h" {
+		t.Fatalf("PUT ttl_hours: %s", o.raw)
+	}
+	code, bad := r.do("PUT", "/api/environments/"+id, map[string]any{"ttl_hours": "soon"})
+	wantViolation(t, code, bad, "ttl_hours", "number of hours")
+	// A component's logs are its app's logs: an unknown one is NOT_FOUND naming the app.
+	code, nf := r.do("GET", "/api/environments/"+id+"/logs/backend", nil)
+	if code != http.StatusNotFound || nf.str("code") != "NOT_FOUND" {
+		t.Fatalf("logs of a missing component: %d %s", code, nf.raw)
+	}
+}
+
+// doForm posts an application/x-www-form-urlencoded body.
+func (r *restClient) doForm(method, path, form string) (int, obj) {
+	r.t.Helper()
+	req, err := http.NewRequest(method, r.base+path, strings.NewReader(form))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	o := obj{raw: string(raw)}
+	_ = json.Unmarshal(raw, &o.m)
+	return resp.StatusCode, o
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,7 +157,10 @@ func rewriteAliases(next http.Handler, conn *grpc.ClientConn) http.Handler {
 		case strings.HasPrefix(p, "/api/v1/"):
 			r.URL.Path = "/v1/" + strings.TrimPrefix(p, "/api/v1/")
 		case p == "/api/environments" || strings.HasPrefix(p, "/api/environments/"):
-			r.URL.Path = "/v1" + strings.TrimPrefix(p, "/api")
+			if !blueberryRequest(w, r) {
+				return
+			}
+			r.URL.Path = "/v1" + strings.TrimPrefix(r.URL.Path, "/api")
 		case p == "/environments" || strings.HasPrefix(p, "/environments/"):
 			r.URL.Path = "/v1" + p
 		case strings.HasPrefix(p, "/v1/orgs/"):
@@ -171,6 +175,99 @@ func rewriteAliases(next http.Handler, conn *grpc.ClientConn) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// blueberryFields are the Blueberry create fields atoll has no field for:
+// they are kept as labels "blueberry/<field>" on the environment.
+var blueberryFields = []string{"backend_repo", "backend_branch", "backend_commit", "frontend_repo", "frontend_branch",
+	"frontend_commit", "provision_database", "auto_generate_secrets", "use_shared_api_keys", "config_set"}
+
+// blueberryRequest translates the Blueberry shapes of seed 003 under
+// /api/environments: a create with environment_name (JSON or a form) and ttl
+// in hours, an update with ttl_hours, and logs/{component} (an app's logs).
+// It reports false when it answered the request itself.
+func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
+	rest := strings.TrimPrefix(r.URL.Path, "/api/environments")
+	if parts := strings.Split(strings.Trim(rest, "/"), "/"); r.Method == http.MethodGet && len(parts) == 3 && parts[1] == "logs" {
+		r.URL.Path = "/api/environments/" + parts[0] + "/apps/" + parts[2] + "/logs"
+		return true
+	}
+	if (r.Method != http.MethodPost || rest != "") && (r.Method != http.MethodPut || strings.Count(rest, "/") != 1) {
+		return true
+	}
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		WriteError(w, status.Errorf(codes.InvalidArgument, "request body: %v", err))
+		return false
+	}
+	in := map[string]any{}
+	form := strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
+	if form {
+		vals, err := url.ParseQuery(string(raw))
+		if err != nil {
+			WriteError(w, apierr.InvalidField("body", "is not a valid form: %v", err))
+			return false
+		}
+		for k, v := range vals {
+			in[k] = v[len(v)-1]
+		}
+	} else if json.Unmarshal(raw, &in) != nil {
+		in = nil // not a JSON object: let the strict decoder say what is wrong
+	}
+	hours := func(v any) (string, bool) {
+		switch x := v.(type) {
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64) + "h", true
+		case string:
+			if _, err := strconv.ParseFloat(x, 64); err == nil {
+				return x + "h", true
+			}
+		}
+		return "", false
+	}
+	out := in
+	switch {
+	case in == nil:
+	case r.Method == http.MethodPost && in["environment_name"] != nil:
+		out = map[string]any{"name": in["environment_name"]}
+		labels := map[string]any{}
+		for k, v := range in {
+			switch {
+			case k == "environment_name":
+			case k == "ttl":
+				if h, ok := hours(v); ok {
+					out["ttl"] = h
+				} else {
+					out["ttl"] = v
+				}
+			case slices.Contains(blueberryFields, k):
+				labels["blueberry/"+k] = fmt.Sprint(v)
+			default:
+				out[k] = v
+			}
+		}
+		if len(labels) > 0 {
+			out["labels"] = labels
+		}
+	case r.Method == http.MethodPut && in["ttl_hours"] != nil:
+		h, ok := hours(in["ttl_hours"])
+		if !ok {
+			WriteError(w, apierr.InvalidField("ttl_hours", "must be a number of hours"))
+			return false
+		}
+		delete(in, "ttl_hours")
+		in["ttl"] = h
+	default:
+		if !form {
+			out = nil // unchanged
+		}
+	}
+	if out != nil {
+		raw, _ = json.Marshal(out)
+		r.Header.Set("Content-Type", "application/json")
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+	return true
 }
 
 // OrgHeader carries the organization named in an org-scoped path
