@@ -80,17 +80,17 @@ var byID = strIndex{get: func(obj any) (string, bool) {
 
 // envHandles is the one secondary index of environments (a multi-value
 // index, so an insert touches one tree instead of one per lookup): every
-// environment has an entry under its organization, one under its project
-// and name (lowercase) and one under its project and slug.
+// environment has an entry under its organization, project and name
+// (lowercase), and one under its project and slug. Prefixes of the first
+// list an organization's or a project's environments.
 //
-//	Get(TableEnvironments, "handle", handleOrg, orgID)
-//	Get(TableEnvironments, "handle", handleName, projectID, lowercaseName)
+//	Get(TableEnvironments, "handle", handleName, orgID, projectID, lowercaseName)
 //	Get(TableEnvironments, "handle", handleSlug, projectID, slug)
-//	Get(TableEnvironments, "handle_prefix", handleName, projectID)  // a project's environments
+//	Get(TableEnvironments, "handle_prefix", handleName, orgID)             // an organization's
+//	Get(TableEnvironments, "handle_prefix", handleName, orgID, projectID)  // a project's
 type envHandles struct{}
 
 const (
-	handleOrg  = "o"
 	handleName = "n"
 	handleSlug = "s"
 )
@@ -101,8 +101,7 @@ func (envHandles) FromObject(obj any) (bool, [][]byte, error) {
 		return false, nil, fmt.Errorf("state: environments index got a %T", obj)
 	}
 	return true, [][]byte{
-		terminated(handleOrg, e.OrgId),
-		terminated(handleName, e.ProjectId, strings.ToLower(e.Name)),
+		terminated(handleName, e.OrgId, e.ProjectId, strings.ToLower(e.Name)),
 		terminated(handleSlug, e.ProjectId, e.Slug),
 	}, nil
 }
@@ -163,15 +162,27 @@ func (envVersionID) PrefixFromArgs(args ...any) ([]byte, error) {
 	return terminated(id), nil
 }
 
-// eventSeq indexes the event log by sequence number (big-endian: in order).
+// eventSeq indexes the event log by sequence number, as 16 hex digits: in
+// order, and with at most 16 edges per tree node, so an append copies a few
+// small nodes (big-endian bytes made the last two levels 256 wide).
 type eventSeq struct{}
+
+func seqKey(seq uint64) []byte {
+	const hexdigits = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hexdigits[seq&0xf]
+		seq >>= 4
+	}
+	return b[:]
+}
 
 func (eventSeq) FromObject(obj any) (bool, []byte, error) {
 	r, ok := obj.(*EventRecord)
 	if !ok {
 		return false, nil, fmt.Errorf("state: events index got a %T", obj)
 	}
-	return true, binary.BigEndian.AppendUint64(nil, r.Seq), nil
+	return true, seqKey(r.Seq), nil
 }
 
 func (eventSeq) FromArgs(args ...any) ([]byte, error) {
@@ -182,7 +193,7 @@ func (eventSeq) FromArgs(args ...any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("state: events index argument must be a uint64, got %T", args[0])
 	}
-	return binary.BigEndian.AppendUint64(nil, seq), nil
+	return seqKey(seq), nil
 }
 
 // metaKey indexes bookkeeping values by key.

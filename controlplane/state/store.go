@@ -130,17 +130,26 @@ func (t *Txn) Environment(id string) *atollv1.Environment {
 
 // Environments of an organization (deleted ones included).
 func (t *Txn) Environments(orgID string) []*atollv1.Environment {
-	return all[*atollv1.Environment](t, TableEnvironments, "handle", handleOrg, orgID)
+	return all[*atollv1.Environment](t, TableEnvironments, "handle_prefix", handleName, orgID)
 }
 
-// ProjectEnvironments lists the environments of a project (deleted ones included).
+// ProjectEnvironments lists the environments of a project (deleted ones
+// included); none for a project that does not exist (any more).
 func (t *Txn) ProjectEnvironments(projectID string) []*atollv1.Environment {
-	return all[*atollv1.Environment](t, TableEnvironments, "handle_prefix", handleName, projectID)
+	p := t.Project(projectID)
+	if p == nil {
+		return nil
+	}
+	return all[*atollv1.Environment](t, TableEnvironments, "handle_prefix", handleName, p.OrgId, projectID)
 }
 
 // LiveEnvironmentByName finds a not-deleted environment of a project by name (case-insensitive).
 func (t *Txn) LiveEnvironmentByName(projectID, name string) *atollv1.Environment {
-	for _, e := range all[*atollv1.Environment](t, TableEnvironments, "handle", handleName, projectID, strings.ToLower(name)) {
+	p := t.Project(projectID)
+	if p == nil {
+		return nil
+	}
+	for _, e := range all[*atollv1.Environment](t, TableEnvironments, "handle", handleName, p.OrgId, projectID, strings.ToLower(name)) {
 		if !e.IsDeleted {
 			return e
 		}

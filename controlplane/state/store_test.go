@@ -19,6 +19,11 @@ func ids(envs []*atollv1.Environment) map[string]bool {
 func TestEnvironmentHandles(t *testing.T) {
 	s := New(0)
 	tx := s.WriteTxn()
+	for _, p := range []*atollv1.Project{{Id: "prj_1", OrgId: "org_1"}, {Id: "prj_10", OrgId: "org_1"}, {Id: "prj_2", OrgId: "org_2"}} {
+		if err := tx.Insert(TableProjects, p); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, e := range []*atollv1.Environment{
 		{Id: "env_a", OrgId: "org_1", ProjectId: "prj_1", Name: "Web", Slug: "web"},
 		{Id: "env_b", OrgId: "org_1", ProjectId: "prj_1", Name: "web", Slug: "web-2", IsDeleted: true},
