@@ -43,14 +43,37 @@ func TestOrgWorkspacePaths(t *testing.T) {
 	if code != 201 || env["projectId"] != ws.Id || env["isDefault"] != true {
 		t.Fatalf("create: %d %v", code, env)
 	}
+	// MechaMental's shapes ride along atoll's.
+	inner, _ := env["environment"].(map[string]any)
+	if env["message"] != "Environment created successfully" || inner["environment_id"] != env["id"] || inner["workspace_id"] != ws.Id ||
+		inner["org_id"] != org.Id || inner["is_default"] != true || inner["created_at"] == nil {
+		t.Fatalf("create, MechaMental shape: %v", env)
+	}
 	// By slug of the org, too.
 	code, list := call("GET", "/v1/orgs/"+org.Slug+"/workspaces/"+ws.Id+"/environments", "")
 	if code != 200 || list["totalCount"] != float64(1) {
 		t.Fatalf("list: %d %v", code, list)
 	}
+	if items, _ := list["environments"].([]any); list["total"] != float64(1) || list["has_more"] != false || list["next_cursor"] != "" ||
+		len(items) != 1 || items[0].(map[string]any)["environment_id"] != env["id"] {
+		t.Fatalf("list, MechaMental shape: %v", list)
+	}
 	code, got := call("GET", base+"/"+env["id"].(string), "")
-	if code != 200 || got["name"] != "staging" {
+	if code != 200 || got["name"] != "staging" || got["environment_id"] != env["id"] || got["workspace_id"] != ws.Id {
 		t.Fatalf("get: %d %v", code, got)
+	}
+	// Cursor paging with limit and cursor.
+	if code, _ := call("POST", base, `{"name":"second"}`); code != 201 {
+		t.Fatalf("create second: %d", code)
+	}
+	code, p1 := call("GET", base+"?limit=1", "")
+	cursor, _ := p1["next_cursor"].(string)
+	if code != 200 || p1["has_more"] != true || cursor == "" || p1["total"] != float64(2) {
+		t.Fatalf("page 1: %d %v", code, p1)
+	}
+	code, p2 := call("GET", base+"?limit=1&cursor="+cursor, "")
+	if items, _ := p2["environments"].([]any); code != 200 || p2["has_more"] != false || len(items) != 1 || items[0].(map[string]any)["name"] != "second" {
+		t.Fatalf("page 2: %d %v", code, p2)
 	}
 	code, wsGot := call("GET", "/v1/orgs/"+org.Id+"/workspaces/"+ws.Id, "")
 	if code != 200 || wsGot["name"] != "shop" {
@@ -61,8 +84,12 @@ func TestOrgWorkspacePaths(t *testing.T) {
 	if code != 404 || e["code"] != "NOT_FOUND" {
 		t.Fatalf("other org: %d %v", code, e)
 	}
-	if code, _ := call("DELETE", base+"/"+env["id"].(string), ""); code != 200 {
-		t.Fatalf("delete: %d", code)
+	if code, del := call("DELETE", base+"/"+env["id"].(string), ""); code != 200 || del["message"] != "Environment deleted successfully" {
+		t.Fatalf("delete: %d %v", code, del)
+	}
+	// An error keeps atoll's error shape.
+	if code, e := call("GET", base+"/env_aaaaaaaaaaaaaaaaaaaaaaaaaa", ""); code != 404 || e["code"] != "NOT_FOUND" {
+		t.Fatalf("missing env: %d %v", code, e)
 	}
 }
 

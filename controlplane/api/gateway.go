@@ -153,6 +153,7 @@ func validUTF8(next http.Handler) http.Handler {
 func rewriteAliases(next http.Handler, conn *grpc.ClientConn) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
+		shape := ""
 		switch {
 		case strings.HasPrefix(p, "/api/v1/"):
 			r.URL.Path = "/v1/" + strings.TrimPrefix(p, "/api/v1/")
@@ -164,14 +165,24 @@ func rewriteAliases(next http.Handler, conn *grpc.ClientConn) http.Handler {
 		case p == "/environments" || strings.HasPrefix(p, "/environments/"):
 			r.URL.Path = "/v1" + p
 		case strings.HasPrefix(p, "/v1/orgs/"):
+			shape = mechaShape(p, r.Method)
 			if !rewriteOrgPath(w, r, conn) {
 				return
+			}
+			if q := r.URL.Query(); q.Has("cursor") && !q.Has("pageToken") {
+				q.Set("pageToken", q.Get("cursor")) // MechaMental's name for the page token
+				q.Del("cursor")
+				r.URL.RawQuery = q.Encode()
 			}
 		}
 		r.URL.RawPath = ""
 		if q := r.URL.Query(); q.Has("limit") && !q.Has("pageSize") && !q.Has("page_size") {
 			q.Set("pageSize", q.Get("limit")) // Blueberry's name for the page size
 			r.URL.RawQuery = q.Encode()
+		}
+		if shape != "" {
+			serveMechaShape(w, r, next, shape)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -268,6 +279,102 @@ func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
 	}
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
 	return true
+}
+
+// mechaShape names the MechaMental response shape of an org-scoped
+// environment route (seed 004): "list", "create", "env" or "delete"; "" for
+// the others (watch, logs, actions keep atoll's shape).
+func mechaShape(path, method string) string {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(path, "/v1/orgs/"), "/"), "/")
+	if len(parts) < 4 || parts[1] != "workspaces" || parts[3] != "environments" {
+		return ""
+	}
+	switch {
+	case len(parts) == 4 && method == http.MethodGet:
+		return "list"
+	case len(parts) == 4 && method == http.MethodPost:
+		return "create"
+	case len(parts) == 5 && parts[4] != "-" && method == http.MethodDelete:
+		return "delete"
+	case len(parts) == 5 && parts[4] != "-" && (method == http.MethodGet || method == http.MethodPut || method == http.MethodPatch):
+		return "env"
+	}
+	return ""
+}
+
+// bufferedResponse holds a response so it can be reshaped.
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+// serveMechaShape answers with MechaMental's shapes on top of atoll's:
+// every environment also carries environment_id, workspace_id, org_id,
+// is_default, created_by, created_at and updated_at; a list adds total,
+// has_more and next_cursor; a create adds message and environment; a
+// delete answers with a message. atoll's own fields stay, so either
+// client reads the response. Errors pass through unchanged.
+func serveMechaShape(w http.ResponseWriter, r *http.Request, next http.Handler, shape string) {
+	rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
+	next.ServeHTTP(rec, r)
+	out := map[string]any{}
+	if rec.code/100 != 2 || (rec.body.Len() > 0 && json.Unmarshal(rec.body.Bytes(), &out) != nil) {
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.code)
+		_, _ = w.Write(rec.body.Bytes())
+		return
+	}
+	alias := func(e map[string]any) map[string]any {
+		for from, to := range map[string]string{"id": "environment_id", "projectId": "workspace_id", "orgId": "org_id",
+			"isDefault": "is_default", "createdBy": "created_by", "createdAt": "created_at", "updatedAt": "updated_at"} {
+			if v, ok := e[from]; ok {
+				e[to] = v
+			}
+		}
+		if _, ok := e["is_default"]; !ok {
+			e["is_default"] = false
+		}
+		return e
+	}
+	switch shape {
+	case "list":
+		list, _ := out["environments"].([]any)
+		for _, e := range list {
+			if m, ok := e.(map[string]any); ok {
+				alias(m)
+			}
+		}
+		if list == nil {
+			out["environments"] = []any{}
+		}
+		next, _ := out["nextPageToken"].(string)
+		out["total"], out["has_more"], out["next_cursor"] = out["totalCount"], next != "", next
+		if out["total"] == nil {
+			out["total"] = 0
+		}
+	case "create":
+		env := alias(out)
+		cp := make(map[string]any, len(env))
+		for k, v := range env {
+			cp[k] = v
+		}
+		out["environment"], out["message"] = cp, "Environment created successfully"
+	case "env":
+		alias(out)
+	case "delete":
+		out["message"] = "Environment deleted successfully"
+	}
+	b, _ := json.Marshal(out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(rec.code)
+	_, _ = w.Write(b)
 }
 
 // OrgHeader carries the organization named in an org-scoped path
