@@ -125,6 +125,9 @@ func TestBadInputNeverBreaksTheServer(t *testing.T) {
 			}
 			for j := 0; j < svc.Methods().Len(); j++ {
 				m := svc.Methods().Get(j)
+				if m.IsStreamingServer() {
+					continue // a valid body opens a long-lived stream: TestConnectWatchEnvironmentStream
+				}
 				for _, body := range bodies {
 					code, out := do("POST", fmt.Sprintf("%s/%s/%s", base, svc.FullName(), m.Name()), body)
 					n++

@@ -92,3 +92,25 @@ func (r *restClient) doForm(method, path, form string) (int, obj) {
 	_ = json.Unmarshal(raw, &o.m)
 	return resp.StatusCode, o
 }
+
+// curl -d without a Content-Type sends JSON labelled as a form; a Blueberry
+// create without environment_name says so.
+func TestRESTBlueberryCurlDefaults(t *testing.T) {
+	f := newAPIFixture(t)
+	r := f.rest(t, f.c.AdminToken)
+	code, o := r.doForm("POST", "/api/environments", `{"environment_name":"pr-9","ttl":24}`)
+	if code != http.StatusCreated || o.str("name") != "pr-9" || o.str("ttl") != "24h" {
+		t.Fatalf("JSON sent as a form: %d %s", code, o.raw)
+	}
+	code, o = r.do("POST", "/api/environments", map[string]any{"backend_repo": "x"})
+	wantViolation(t, code, o, "environment_name", "is required")
+}
+
+// Unknown query parameters are refused, like unknown body fields.
+func TestRESTUnknownQueryParameter(t *testing.T) {
+	f := newAPIFixture(t)
+	r := f.rest(t, f.c.AdminToken)
+	code, o := r.do("GET", "/v1/environments?stauts=ERROR", nil)
+	wantViolation(t, code, o, "stauts", "unknown query parameter")
+	r.must(http.StatusOK, "GET", "/api/environments?limit=5&status=ready", nil)
+}

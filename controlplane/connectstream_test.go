@@ -87,3 +87,30 @@ func TestConnectWatchEnvironmentStream(t *testing.T) {
 		t.Fatalf("end frame %+v, want flags 2 and error not_found", endFrame)
 	}
 }
+
+// Connect clients read lowercase error codes; a bad streaming request ends
+// in an end-of-stream frame rather than a plain HTTP error.
+func TestConnectErrorShapes(t *testing.T) {
+	f := newAPIFixture(t)
+	hr, _ := http.NewRequest("POST", "http://"+f.srv.HTTPAddr()+"/teabar.v1.EnvironmentService/GetEnvironment",
+		bytes.NewReader([]byte(`{"environmentId":"env_aaaaaaaaaaaaaaaaaaaaaaaaaa"}`)))
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Connect-Protocol-Version", "1")
+	hr.Header.Set("Authorization", "Bearer "+f.c.AdminToken)
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	if resp.StatusCode != 404 || m["code"] != "not_found" {
+		t.Fatalf("unary Connect error: %d %v", resp.StatusCode, m)
+	}
+	_, r := connectStream(t, f, "/teabar.v1.EnvironmentService/WatchEnvironment", map[string]any{"environmentId": "env_aaaaaaaaaaaaaaaaaaaaaaaaaa", "zz": 1})
+	endFrame := readConnectFrame(t, r)
+	errObj, _ := endFrame.msg["error"].(map[string]any)
+	if endFrame.flags != 0x02 || errObj["code"] != "invalid_argument" {
+		t.Fatalf("bad streaming request: %+v", endFrame)
+	}
+}

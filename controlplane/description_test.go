@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/atollhq/atoll/controlplane/cptest"
+
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -20,4 +22,14 @@ func TestDescriptionRefusesInvisibleCharacters(t *testing.T) {
 	if e.Description != "line one\nline two\twith tab, ünïcödé" {
 		t.Fatalf("description stored as %q", e.Description)
 	}
+}
+
+// Release descriptions follow the same rule.
+func TestReleaseDescriptionRefusesInvisibleCharacters(t *testing.T) {
+	f := newAPIFixture(t)
+	env := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "r"})
+	rels := atollv1.NewReleaseServiceClient(cptest.Conn(t, f.srv))
+	_, err := rels.CreateRelease(f.ctx, &atollv1.CreateReleaseRequest{ProjectId: env.ProjectId, Release: &atollv1.Release{
+		AppName: "api", Version: "1.0.0", Source: image("v1"), Description: "x\u202ey"}})
+	wantCode(t, err, codes.InvalidArgument, "description")
 }

@@ -212,7 +212,9 @@ func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	in := map[string]any{}
-	form := strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
+	// curl -d sends JSON as a form unless told otherwise: a body that
+	// starts like a JSON object is JSON.
+	form := strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") && !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{"))
 	if form {
 		vals, err := url.ParseQuery(string(raw))
 		if err != nil {
@@ -239,6 +241,9 @@ func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
 	out := in
 	switch {
 	case in == nil:
+	case r.Method == http.MethodPost && in["environment_name"] == nil && in["name"] == nil && slices.ContainsFunc(blueberryFields, func(k string) bool { _, ok := in[k]; return ok }):
+		WriteError(w, apierr.InvalidField("environment_name", "is required"))
+		return false
 	case r.Method == http.MethodPost && in["environment_name"] != nil:
 		out = map[string]any{"name": in["environment_name"]}
 		labels := map[string]any{}
@@ -275,6 +280,8 @@ func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if out != nil {
 		raw, _ = json.Marshal(out)
+	}
+	if out != nil || in != nil {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
@@ -690,6 +697,11 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 			rest.ServeHTTP(w, r)
 			return
 		}
+		if r.Header.Get("Connect-Protocol-Version") != "" && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+") {
+			cw := &connectCodes{ResponseWriter: w}
+			defer cw.finish()
+			w = cw
+		}
 		if p, ok := strings.CutPrefix(svc, "teabar.v1."); ok {
 			svc = "atoll.v1." + p
 		}
@@ -752,35 +764,18 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 // enveloped JSON messages ended by an end-of-stream envelope carrying the
 // error, if any. An envelope is a flags byte and a 4-byte big-endian length.
 func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.ClientConn, fullMethod string, md protoreflect.MethodDescriptor) {
-	in, err1 := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
-	out, err2 := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
-	if err1 != nil || err2 != nil {
-		writeErrorStatus(w, status.New(codes.Internal, "message types not registered"), http.StatusInternalServerError)
-		return
-	}
-	body, _ := io.ReadAll(r.Body)
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+") {
-		if len(body) < 5 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 || body[0]&0x01 != 0 {
-			WriteError(w, apierr.InvalidField("body", "must be one uncompressed Connect envelope: a flags byte (0), a 4-byte big-endian length, then the JSON message"))
-			return
-		}
-		body = body[5:]
-	}
-	req := in.New().Interface()
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := jsonIn.Unmarshal(body, req); err != nil {
-			if ie, ok := bodyError(body, req, err).(*inputError); ok {
-				WriteError(w, apierr.InvalidField(ie.field, "%s", ie.desc))
-				return
-			}
-			WriteError(w, status.Errorf(codes.InvalidArgument, "invalid JSON for %s: %v", md.Input().FullName(), err))
-			return
-		}
-	}
 	flusher, _ := w.(http.Flusher)
-	w.Header().Set("Content-Type", "application/connect+json")
-	w.WriteHeader(http.StatusOK)
+	enveloped := strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+")
+	started := false
+	start := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/connect+json")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
 	envelope := func(flags byte, b []byte) {
+		start()
 		var hdr [5]byte
 		hdr[0] = flags
 		binary.BigEndian.PutUint32(hdr[1:], uint32(len(b)))
@@ -790,14 +785,46 @@ func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.Clie
 			flusher.Flush()
 		}
 	}
+	// end closes the stream; an error travels in the end frame, as a Connect
+	// client expects (for a plain JSON request, before anything was sent, it
+	// is an ordinary error response).
 	end := func(err error) {
 		if err == nil || errors.Is(err, io.EOF) {
 			envelope(0x02, []byte("{}"))
 			return
 		}
+		if !enveloped && !started {
+			WriteError(w, err)
+			return
+		}
 		st := status.Convert(err)
 		b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": strings.ToLower(CodeName(st.Code())), "message": st.Message()}})
 		envelope(0x02, b)
+	}
+	in, err1 := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+	out, err2 := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err1 != nil || err2 != nil {
+		end(status.Error(codes.Internal, "message types not registered"))
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	if enveloped {
+		if len(body) < 5 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 || body[0]&0x01 != 0 {
+			end(apierr.InvalidField("body", "must be one uncompressed Connect envelope: a flags byte (0), a 4-byte big-endian length, then the JSON message"))
+			return
+		}
+		body = body[5:]
+	}
+	req := in.New().Interface()
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := jsonIn.Unmarshal(body, req); err != nil {
+			if ie, ok := bodyError(body, req, err).(*inputError); ok {
+				end(apierr.InvalidField(ie.field, "%s", ie.desc))
+				return
+			}
+			end(status.Errorf(codes.InvalidArgument, "invalid JSON for %s: %v", md.Input().FullName(), err))
+			return
+		}
 	}
 	ctx, cancel := context.WithCancel(outgoingAuth(r))
 	defer cancel()
@@ -827,6 +854,51 @@ func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.Clie
 		}
 		envelope(0x00, b)
 	}
+}
+
+// connectCodes writes a unary error as the Connect protocol has it (a
+// client sends Connect-Protocol-Version): the same body with the code in
+// lowercase ("not_found"), which Connect clients parse.
+type connectCodes struct {
+	http.ResponseWriter
+	code int
+	buf  bytes.Buffer
+}
+
+func (c *connectCodes) WriteHeader(code int) {
+	c.code = code
+	if code < 400 {
+		c.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (c *connectCodes) Write(b []byte) (int, error) {
+	if c.code >= 400 {
+		return c.buf.Write(b)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *connectCodes) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok && c.code < 400 {
+		f.Flush()
+	}
+}
+
+func (c *connectCodes) finish() {
+	if c.code < 400 {
+		return
+	}
+	b := c.buf.Bytes()
+	var m map[string]any
+	if json.Unmarshal(b, &m) == nil {
+		if code, ok := m["code"].(string); ok {
+			m["code"] = strings.ToLower(code)
+			b, _ = json.Marshal(m)
+		}
+	}
+	c.ResponseWriter.WriteHeader(c.code)
+	_, _ = c.ResponseWriter.Write(b)
 }
 
 func outgoingAuth(r *http.Request) context.Context {
@@ -1282,6 +1354,19 @@ func expected(fd protoreflect.FieldDescriptor, elem bool) string {
 type queryParser struct{}
 
 func (queryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	// An unknown parameter is refused like an unknown body field, so a typo
+	// (?stauts=ERROR) is not a silently unfiltered answer. limit is
+	// Blueberry's pageSize (already copied).
+	unknown := []string{}
+	for k := range values {
+		if _, fd := queryField(msg.ProtoReflect().Descriptor(), k); fd == nil && k != "limit" {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return &inputError{truncate(unknown[0], 60), "unknown query parameter"}
+	}
 	def := &runtime.DefaultQueryParser{}
 	err := def.Parse(msg, values, filter)
 	if err == nil {

@@ -114,6 +114,8 @@ func (s *releaseService) CreateRelease(ctx context.Context, req *atollv1.CreateR
 	}
 	if len(r.Description) > 1024 {
 		v.Add("description", "at most 1024 bytes")
+	} else {
+		checkDescription(&v, "description", r.Description)
 	}
 	// The image and the defaults are validated as the app a deploy would
 	// create (the environment only matters for hostnames and mounts).
