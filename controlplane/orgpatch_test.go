@@ -29,4 +29,9 @@ func TestRESTPatchOrganizationDefaultQuota(t *testing.T) {
 	if code != http.StatusBadRequest || bad.str("code") != "INVALID_ARGUMENT" {
 		t.Fatalf("negative cpu: %d %s", code, bad.raw)
 	}
+	// A default above the organization's whole quota would make every
+	// create without a quota fail: refused.
+	org := r.must(http.StatusOK, "GET", "/v1/organization", nil)
+	code, bad = r.do("PATCH", "/v1/organization", map[string]any{"defaultEnvironmentQuota": map[string]any{"cpu": org.num("quota.cpu") + 1}})
+	wantViolation(t, code, bad, "defaultEnvironmentQuota.cpu", "more than the organization's whole quota")
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -70,6 +71,12 @@ func (a *applier) applyUpdateOrganization(c *atollv1.UpdateOrganizationCmd) (*at
 			org.DefaultEnvironmentQuota = c.Patch.GetDefaultEnvironmentQuota()
 		default:
 			return nil, apierr.InvalidField("updateMask", "field %q cannot be updated", p)
+		}
+	}
+	if d := org.DefaultEnvironmentQuota; d != nil && slices.Contains(c.Paths, "defaultEnvironmentQuota") {
+		if sf, ok := quota.Fits(quota.Of(d), quota.Of(org.Quota)); !ok {
+			return nil, apierr.InvalidField("defaultEnvironmentQuota."+sf.Dimension, "%d%s is more than the organization's whole quota (%d%s): every environment created without a quota would be refused",
+				sf.Requested, quota.Unit(sf.Dimension), sf.Available, quota.Unit(sf.Dimension))
 		}
 	}
 	if sf, ok := quota.Fits(quota.Of(org.Allocated), quota.Of(org.Quota)); !ok {
