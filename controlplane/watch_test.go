@@ -291,3 +291,13 @@ func TestWatchFromFutureIndex(t *testing.T) {
 	code, o := f.rest(t, f.c.AdminToken).do("GET", "/v1/environments/"+e.Id+"/watch?fromIndex=99999999999", nil)
 	wantViolation(t, code, o, "fromIndex", "is beyond the current index")
 }
+
+// A malformed fromIndex on the SSE route names the field.
+func TestWatchSSEBadFromIndex(t *testing.T) {
+	f := newAPIFixture(t)
+	e := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "w"})
+	for _, bad := range []string{"abc", "-1", "99999999999999999999999"} {
+		code, o := f.rest(t, f.c.AdminToken).do("GET", "/v1/environments/"+e.Id+"/watch?fromIndex="+bad, nil)
+		wantViolation(t, code, o, "fromIndex", "must be a raft index")
+	}
+}

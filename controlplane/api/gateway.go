@@ -930,10 +930,12 @@ func (h *sseWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		from = q
 	}
 	if from != "" {
-		if _, err := fmt.Sscan(from, &req.FromIndex); err != nil {
-			writeErrorStatus(w, status.New(codes.InvalidArgument, "fromIndex / Last-Event-ID must be a raft index (a number)"), http.StatusBadRequest)
+		n, err := strconv.ParseUint(from, 10, 64)
+		if err != nil {
+			WriteError(w, apierr.InvalidField("fromIndex", "must be a raft index (a non-negative integer; also accepted as the Last-Event-ID header), got %q", truncate(from, 40)))
 			return
 		}
+		req.FromIndex = n
 	}
 	ctx, cancel := context.WithCancel(outgoingAuth(r))
 	defer cancel()
