@@ -106,6 +106,7 @@ func walkStrings(m protoreflect.Message, path string, fn func(field, s string) s
 func instantiate[T proto.Message](tpl T, vars map[string]string, undeclared func(field, name string), used func(field, name string)) T {
 	out := proto.Clone(tpl).(T)
 	walkStrings(out.ProtoReflect(), "", func(field, s string) string {
+		field = valuePath(field)
 		if used != nil {
 			for _, m := range placeholder.FindAllStringSubmatch(s, -1) {
 				if m[0] != "$${" {
@@ -116,6 +117,14 @@ func instantiate[T proto.Message](tpl T, vars map[string]string, undeclared func
 		return substitute(s, vars, func(name string) { undeclared(field, name) })
 	})
 	return out
+}
+
+// valuePath writes a path through google.protobuf.Value fields (an app's
+// command and args) as the JSON has it: args[0], not
+// args.listValue.values[0].stringValue.
+func valuePath(f string) string {
+	f = strings.ReplaceAll(f, ".listValue.values[", "[")
+	return strings.ReplaceAll(f, ".stringValue", "")
 }
 
 // violationsOf extracts the field violations of an INVALID_ARGUMENT error.
