@@ -74,6 +74,15 @@ func TestBlueprintSecretVariableNeverInClear(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "apps[0].args") || !strings.Contains(err.Error(), "secret variable ${dbpass}") {
 		t.Fatalf("secret variable in app args: got %v, want INVALID_ARGUMENT naming apps[0].args", err)
 	}
+	list, _ := structpb.NewList([]any{"--user", "${dbpass}"})
+	_, err = bps.CreateBlueprint(ctx, &atollv1.CreateBlueprintRequest{Blueprint: &atollv1.Blueprint{
+		Name: "leaky-list", Variables: secretVar,
+		Apps: []*atollv1.App{{Name: "s", Source: &atollv1.AppSource{Image: &atollv1.ImageRef{Name: "busybox", Tag: "1"}},
+			Args: structpb.NewListValue(list)}},
+	}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "apps[0].args[1]:") {
+		t.Fatalf("secret variable in a list of args: got %v, want a violation on apps[0].args[1]", err)
+	}
 	_, err = bps.CreateBlueprint(ctx, &atollv1.CreateBlueprintRequest{Blueprint: &atollv1.Blueprint{
 		Name: "defaulted", Variables: []*atollv1.BlueprintVariable{{Name: "dbpass", Secret: true, Default: "changeme"}},
 	}})
