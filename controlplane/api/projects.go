@@ -207,14 +207,7 @@ func (s *orgService) UpdateOrganization(ctx context.Context, req *atollv1.Update
 		}
 		merged := proto.Clone(cur).(*atollv1.Resources)
 		for _, d := range partialDefault {
-			switch given := o.GetDefaultEnvironmentQuota(); d {
-			case "cpu":
-				merged.Cpu = given.GetCpu()
-			case "memory":
-				merged.Memory = given.GetMemory()
-			case "storage":
-				merged.Storage = given.GetStorage()
-			}
+			quota.CopyDim(merged, o.GetDefaultEnvironmentQuota(), d)
 		}
 		o = proto.Clone(o).(*atollv1.Organization)
 		o.DefaultEnvironmentQuota = merged

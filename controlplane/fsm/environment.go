@@ -198,12 +198,8 @@ func (a *applier) applyUpdateEnvironment(c *atollv1.UpdateEnvironmentCmd) (*atol
 			env.IsDefault = p.GetIsDefault()
 		case "resourceQuota":
 			env.ResourceQuota = p.GetResourceQuota()
-		case "resourceQuota.cpu":
-			env.ResourceQuota.Cpu = p.GetResourceQuota().GetCpu()
-		case "resourceQuota.memory":
-			env.ResourceQuota.Memory = p.GetResourceQuota().GetMemory()
-		case "resourceQuota.storage":
-			env.ResourceQuota.Storage = p.GetResourceQuota().GetStorage()
+		case "resourceQuota.cpu", "resourceQuota.memory", "resourceQuota.storage":
+			quota.CopyDim(env.ResourceQuota, p.GetResourceQuota(), strings.TrimPrefix(path, "resourceQuota."))
 		case "ttl", "expiresAt":
 			env.Ttl, env.ExpiresAt = p.GetTtl(), p.GetExpiresAt()
 		default:

@@ -61,12 +61,8 @@ func (a *applier) applyUpdateOrganization(c *atollv1.UpdateOrganizationCmd) (*at
 			org.Name = c.Patch.GetName()
 		case "quota":
 			org.Quota = c.Patch.GetQuota()
-		case "quota.cpu":
-			org.Quota.Cpu = c.Patch.GetQuota().GetCpu()
-		case "quota.memory":
-			org.Quota.Memory = c.Patch.GetQuota().GetMemory()
-		case "quota.storage":
-			org.Quota.Storage = c.Patch.GetQuota().GetStorage()
+		case "quota.cpu", "quota.memory", "quota.storage":
+			quota.CopyDim(org.Quota, c.Patch.GetQuota(), strings.TrimPrefix(p, "quota."))
 		case "defaultEnvironmentQuota":
 			org.DefaultEnvironmentQuota = c.Patch.GetDefaultEnvironmentQuota()
 		default:

@@ -105,3 +105,19 @@ func Utilization(quota, used Vec) *atollv1.Percentages {
 	}
 	return &atollv1.Percentages{Cpu: pct(used.CPU, quota.CPU), Memory: pct(used.Memory, quota.Memory), Storage: pct(used.Storage, quota.Storage)}
 }
+
+// CopyDim sets one dimension ("cpu", "memory" or "storage") of dst from src
+// (nil src: zero); false for an unknown dimension.
+func CopyDim(dst, src *atollv1.Resources, dim string) bool {
+	switch dim {
+	case "cpu":
+		dst.Cpu = src.GetCpu()
+	case "memory":
+		dst.Memory = src.GetMemory()
+	case "storage":
+		dst.Storage = src.GetStorage()
+	default:
+		return false
+	}
+	return true
+}
