@@ -184,6 +184,12 @@ func inspectInfo(c container.InspectResponse) runtime.ContainerInfo {
 		info.Error = s.Error
 		info.StartedAt = parseTime(s.StartedAt)
 		info.FinishedAt = parseTime(s.FinishedAt)
+		// The engine stamps start and finish from different places; a
+		// container that exits at once can show finishing a millisecond
+		// before it started. It did not: run time is never negative.
+		if !info.FinishedAt.IsZero() && info.FinishedAt.Before(info.StartedAt) {
+			info.FinishedAt = info.StartedAt
+		}
 	}
 	if ns := c.NetworkSettings; ns != nil {
 		info.IPAddress = firstIP(ns.Networks)
