@@ -118,3 +118,61 @@ func TestBlueprintSecretVariableNeverInClear(t *testing.T) {
 		t.Fatalf("response: %v %v", got, err)
 	}
 }
+
+// A literal secret in a blueprint's variable set is stored sealed in the
+// blueprint itself (not only once instantiated), sealed once, and values
+// that look sealed are refused from users.
+func TestBlueprintLiteralSecretSealed(t *testing.T) {
+	c := cptest.NewCluster(t, 1)
+	s := c.Servers[0]
+	ctx := cptest.Ctx(t, c.AdminToken)
+	conn := cptest.Conn(t, s)
+	bps := atollv1.NewBlueprintServiceClient(conn)
+	bp, err := bps.CreateBlueprint(ctx, &atollv1.CreateBlueprintRequest{Blueprint: &atollv1.Blueprint{
+		Name: "literal",
+		VariableSets: []*atollv1.VariableSet{{Name: "cfg", Variables: map[string]*atollv1.Variable{
+			"API_KEY": {Value: "literal-s3cret", Secret: true}, "MODE": {Value: "prod"},
+		}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(bp.String(), "literal-s3cret") {
+		t.Fatalf("response shows the secret: %v", bp)
+	}
+	st, _ := s.State()
+	stored := st.Snapshot().Blueprint(bp.Id).VariableSets[0].Variables["API_KEY"].GetValue()
+	if !strings.HasPrefix(stored, "enc:v1:") || strings.Contains(stored, "literal-s3cret") {
+		t.Fatalf("blueprint stores the secret as %q", stored)
+	}
+	env, err := atollv1.NewEnvironmentServiceClient(conn).CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: "lit", BlueprintId: "literal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Snapshot().VariableSets(env.Id)[0].Variables["API_KEY"].GetValue(); got != stored {
+		t.Fatalf("instantiated value %q, want the blueprint's sealed value (sealed once)", got)
+	}
+	// Sealed-looking values from users: refused everywhere.
+	_, err = atollv1.NewVariableSetServiceClient(conn).CreateVariableSet(ctx, &atollv1.CreateVariableSetRequest{EnvId: env.Id,
+		VariableSet: &atollv1.VariableSet{Name: "x", Variables: map[string]*atollv1.Variable{"K": {Value: stored, Secret: true}}}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("variable set with a sealed-looking value: %v", err)
+	}
+	_, err = bps.CreateBlueprint(ctx, &atollv1.CreateBlueprintRequest{Blueprint: &atollv1.Blueprint{
+		Name: "copied", VariableSets: []*atollv1.VariableSet{{Name: "cfg", Variables: map[string]*atollv1.Variable{"K": {Value: stored, Secret: true}}}},
+	}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("blueprint with a sealed-looking value: %v", err)
+	}
+	if _, err := bps.CreateBlueprint(ctx, &atollv1.CreateBlueprintRequest{Blueprint: &atollv1.Blueprint{
+		Name: "withvar", Variables: []*atollv1.BlueprintVariable{{Name: "k", Secret: true}},
+		VariableSets: []*atollv1.VariableSet{{Name: "cfg", Variables: map[string]*atollv1.Variable{"K": {Value: "${k}"}}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = atollv1.NewEnvironmentServiceClient(conn).CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: "inj", BlueprintId: "withvar",
+		Variables: map[string]string{"k": stored}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("blueprint variable with a sealed-looking value: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/atollhq/atoll/controlplane/apierr"
+	"github.com/atollhq/atoll/controlplane/keyring"
 	"github.com/atollhq/atoll/controlplane/state"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -278,7 +279,7 @@ func (s *Services) buildObjects(v *apierr.Violations, bp *atollv1.Blueprint, var
 		seenVS(p+".name", in.GetName())
 		vars := in.GetVariables()
 		if assignIDs { // instantiated for an environment: secrets enter the log sealed
-			sealed, err := s.sealVariables(vars)
+			sealed, err := s.seal(vars, true)
 			if err != nil {
 				v.Add(p, "%v", err)
 			}
@@ -386,9 +387,25 @@ func (s *blueprintService) CreateBlueprint(ctx context.Context, req *atollv1.Cre
 	// Templates are checked with placeholder values: a field filled from a
 	// variable without a default is only checked once the value is known.
 	s.buildObjects(&inner, bp, dummy, &atollv1.Environment{Id: "env_template", OrgId: orgID, Slug: "template"}, false, noValue)
+	for i, vs := range bp.VariableSets {
+		checkNotSealed(&inner, fmt.Sprintf("variableSets[%d].variables.", i), vs.GetVariables())
+	}
 	v = append(v, prefixed("blueprint", inner)...)
 	if err := v.Err(); err != nil {
 		return nil, err
+	}
+	// Literal secret values are stored sealed in the blueprint too; one
+	// filled from variables is sealed when an environment is made from it.
+	for _, vs := range bp.VariableSets {
+		for _, x := range vs.GetVariables() {
+			if x.GetSecret() && !strings.Contains(x.GetValue(), "${") && s.opts.Secrets != nil {
+				sealed, err := s.opts.Secrets.Seal(x.Value)
+				if err != nil {
+					return nil, apierr.Unavailable("cannot encrypt secret values on this server: %v", err)
+				}
+				x.Value = sealed
+			}
+		}
 	}
 	if findBlueprintByName(tx, orgID, bp.Name) != nil {
 		return nil, apierr.AlreadyExists("blueprint", "name", bp.Name, "the organization")
@@ -510,6 +527,9 @@ func blueprintVars(bp *atollv1.Blueprint, given map[string]string) (map[string]s
 				}
 				v.Add("variables."+bv.Name, "is required by blueprint %s%s", bp.Name, desc)
 			}
+		}
+		if strings.HasPrefix(val, keyring.Prefix) {
+			v.Add("variables."+bv.Name, "values starting with %q are reserved for values the server encrypted", keyring.Prefix)
 		}
 		out[bv.Name] = val
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/atollhq/atoll/controlplane/apierr"
 	"github.com/atollhq/atoll/controlplane/fsm"
+	"github.com/atollhq/atoll/controlplane/keyring"
 	"github.com/atollhq/atoll/controlplane/quota"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -149,6 +150,7 @@ func (s *varSetService) CreateVariableSet(ctx context.Context, req *atollv1.Crea
 	in := req.GetVariableSet()
 	var v apierr.Violations
 	checkVariableSet(&v, "variableSet.", in)
+	checkNotSealed(&v, "variableSet.variables.", in.GetVariables())
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -275,11 +277,32 @@ func checkVariableSet(v *apierr.Violations, prefix string, in *atollv1.VariableS
 	}
 }
 
+// checkNotSealed refuses values that look sealed: only the server seals,
+// so a value given with the sealed prefix could only be a ciphertext copied
+// from elsewhere, which the agent would decrypt into the container.
+func checkNotSealed(v *apierr.Violations, prefix string, vars map[string]*atollv1.Variable) {
+	for k, val := range vars {
+		if strings.HasPrefix(val.GetValue(), keyring.Prefix) {
+			v.Add(prefix+truncate(k, 40), "values starting with %q are reserved for values the server encrypted", keyring.Prefix)
+		}
+	}
+}
+
 // sealVariables copies variables, encrypting the secret values.
 func (s *Services) sealVariables(in map[string]*atollv1.Variable) (map[string]*atollv1.Variable, error) {
+	return s.seal(in, false)
+}
+
+// seal copies variables, encrypting the secret values; keepSealed leaves
+// values the server sealed before (a blueprint's literal secrets) as they are.
+func (s *Services) seal(in map[string]*atollv1.Variable, keepSealed bool) (map[string]*atollv1.Variable, error) {
 	vars := make(map[string]*atollv1.Variable, len(in))
 	for k, val := range in {
 		cp := &atollv1.Variable{Value: val.GetValue(), Secret: val.GetSecret()}
+		if keepSealed && strings.HasPrefix(cp.Value, keyring.Prefix) {
+			vars[k] = cp
+			continue
+		}
 		if cp.Secret && s.opts.Secrets != nil {
 			sealed, err := s.opts.Secrets.Seal(cp.Value)
 			if err != nil {
