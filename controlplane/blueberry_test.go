@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/atollhq/atoll/controlplane/cptest"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -113,4 +114,30 @@ func TestRESTUnknownQueryParameter(t *testing.T) {
 	code, o := r.do("GET", "/v1/environments?stauts=ERROR", nil)
 	wantViolation(t, code, o, "stauts", "unknown query parameter")
 	r.must(http.StatusOK, "GET", "/api/environments?limit=5&status=ready", nil)
+}
+
+// MechaMental's deployments list takes limit (1 to 200); elsewhere limit is
+// the page size.
+func TestRESTDeploymentsLimit(t *testing.T) {
+	f := newAPIFixture(t)
+	env := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "deps"})
+	rels := atollv1.NewReleaseServiceClient(cptest.Conn(t, f.srv))
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		rel, err := rels.CreateRelease(f.ctx, &atollv1.CreateReleaseRequest{ProjectId: env.ProjectId, Release: &atollv1.Release{AppName: "api", Version: v, Source: image(v)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rels.DeployRelease(f.ctx, &atollv1.DeployReleaseRequest{EnvironmentId: env.Id, ReleaseId: rel.Id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := f.rest(t, f.c.AdminToken)
+	o := r.must(http.StatusOK, "GET", "/v1/environments/"+env.Id+"/deployments?limit=1", nil)
+	if list, _ := o.get("deployments").([]any); len(list) != 1 || o.num("totalCount") != 2 {
+		t.Fatalf("limit=1: %s", o.raw)
+	}
+	code, bad := r.do("GET", "/v1/environments/"+env.Id+"/deployments?limit=500", nil)
+	wantViolation(t, code, bad, "limit", "between 1 and 200")
+	code, bad = r.do("GET", "/v1/environments?limit=abc", nil)
+	wantViolation(t, code, bad, "pageSize", "32-bit integer")
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -176,10 +177,6 @@ func rewriteAliases(next http.Handler, conn *grpc.ClientConn) http.Handler {
 			}
 		}
 		r.URL.RawPath = ""
-		if q := r.URL.Query(); q.Has("limit") && !q.Has("pageSize") && !q.Has("page_size") {
-			q.Set("pageSize", q.Get("limit")) // Blueberry's name for the page size
-			r.URL.RawQuery = q.Encode()
-		}
 		if shape != "" {
 			serveMechaShape(w, r, next, shape)
 			return
@@ -1356,12 +1353,25 @@ func expected(fd protoreflect.FieldDescriptor, elem bool) string {
 type queryParser struct{}
 
 func (queryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	// limit is the seeds' name for the page size where a request has no
+	// limit of its own (Blueberry, MechaMental).
+	md0 := msg.ProtoReflect().Descriptor()
+	if values.Has("limit") {
+		if _, fd := queryField(md0, "limit"); fd == nil {
+			if _, ps := queryField(md0, "pageSize"); ps != nil {
+				values = maps.Clone(values)
+				if !values.Has("pageSize") && !values.Has("page_size") {
+					values["pageSize"] = values["limit"]
+				}
+				delete(values, "limit")
+			}
+		}
+	}
 	// An unknown parameter is refused like an unknown body field, so a typo
-	// (?stauts=ERROR) is not a silently unfiltered answer. limit is
-	// Blueberry's pageSize (already copied).
+	// (?stauts=ERROR) is not a silently unfiltered answer.
 	unknown := []string{}
 	for k := range values {
-		if _, fd := queryField(msg.ProtoReflect().Descriptor(), k); fd == nil && k != "limit" {
+		if _, fd := queryField(md0, k); fd == nil {
 			unknown = append(unknown, k)
 		}
 	}

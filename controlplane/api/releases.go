@@ -279,9 +279,12 @@ func (s *releaseService) ListDeployments(ctx context.Context, req *atollv1.ListD
 	if err != nil {
 		return nil, err
 	}
+	if req.Limit < 0 || req.Limit > 200 {
+		return nil, apierr.InvalidField("limit", "must be between 1 and 200 (0 lists every deployment)")
+	}
 	all := tx.Deployments(env.Id)
 	resp := &atollv1.ListDeploymentsResponse{TotalCount: int32(len(all))}
-	for i := len(all) - 1; i >= 0; i-- {
+	for i := len(all) - 1; i >= 0 && (req.Limit == 0 || len(resp.Deployments) < int(req.Limit)); i-- {
 		resp.Deployments = append(resp.Deployments, all[i])
 	}
 	return resp, nil

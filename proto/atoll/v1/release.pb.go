@@ -777,6 +777,8 @@ func (x *UndeployAppResponse) GetDeploymentId() string {
 type ListDeploymentsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EnvironmentId string                 `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	// At most this many, newest first: 1 to 200; 0 lists them all.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -816,6 +818,13 @@ func (x *ListDeploymentsRequest) GetEnvironmentId() string {
 		return x.EnvironmentId
 	}
 	return ""
+}
+
+func (x *ListDeploymentsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 type ListDeploymentsResponse struct {
@@ -950,9 +959,10 @@ const file_atoll_v1_release_proto_rawDesc = "" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\"T\n" +
 	"\x13UndeployAppResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12#\n" +
-	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\"?\n" +
+	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\"U\n" +
 	"\x16ListDeploymentsRequest\x12%\n" +
-	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"r\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"r\n" +
 	"\x17ListDeploymentsResponse\x126\n" +
 	"\vdeployments\x18\x01 \x03(\v2\x14.atoll.v1.DeploymentR\vdeployments\x12\x1f\n" +
 	"\vtotal_count\x18\x02 \x01(\x05R\n" +
