@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/atollhq/atoll/controlplane/apierr"
-	"github.com/atollhq/atoll/controlplane/keyring"
 	"github.com/atollhq/atoll/controlplane/state"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -528,9 +527,7 @@ func blueprintVars(bp *atollv1.Blueprint, given map[string]string) (map[string]s
 				v.Add("variables."+bv.Name, "is required by blueprint %s%s", bp.Name, desc)
 			}
 		}
-		if strings.HasPrefix(val, keyring.Prefix) {
-			v.Add("variables."+bv.Name, "values starting with %q are reserved for values the server encrypted", keyring.Prefix)
-		}
+		checkNotSealedValue(&v, "variables."+bv.Name, val)
 		out[bv.Name] = val
 	}
 	return out, v.Err()

@@ -523,9 +523,16 @@ func (s *envService) WatchEnvironment(req *atollv1.WatchEnvironmentRequest, stre
 	if from > tx.AppliedIndex() {
 		// An index from the future is a client error; but this server may
 		// just be behind the one that gave it out: give it a moment.
-		deadline := time.Now().Add(150 * time.Millisecond) // within the SSE route's wait for an early error
-		for from > s.snap().AppliedIndex() && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(20 * time.Millisecond)
+		grace := time.NewTimer(150 * time.Millisecond) // within the SSE route's wait for an early error
+		defer grace.Stop()
+		for cur := tx; from > cur.AppliedIndex(); cur = s.snap() {
+			select {
+			case <-cur.TableWatch(state.TableMeta): // the applied index is in meta
+				continue
+			case <-grace.C:
+			case <-ctx.Done():
+			}
+			break
 		}
 		if applied := s.snap().AppliedIndex(); from > applied {
 			return apierr.InvalidField("fromIndex", "is beyond the current index %d (use an index from a response or a previous event; 0 starts from the current state)", applied)

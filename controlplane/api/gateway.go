@@ -364,12 +364,7 @@ func serveMechaShape(w http.ResponseWriter, r *http.Request, next http.Handler, 
 			out["total"] = 0
 		}
 	case "create":
-		env := alias(out)
-		cp := make(map[string]any, len(env))
-		for k, v := range env {
-			cp[k] = v
-		}
-		out["environment"], out["message"] = cp, "Environment created successfully"
+		out["environment"], out["message"] = maps.Clone(alias(out)), "Environment created successfully"
 	case "env":
 		alias(out)
 	case "delete":
@@ -650,6 +645,12 @@ type fieldViolation struct {
 }
 
 func writeErrorStatus(w http.ResponseWriter, st *status.Status, code int) {
+	writeErrorNamed(w, st, code, CodeName(st.Code()))
+}
+
+// writeErrorNamed is writeErrorStatus with the code spelled as given (Connect
+// clients read lowercase names).
+func writeErrorNamed(w http.ResponseWriter, st *status.Status, code int, name string) {
 	details := map[string]any{}
 	for _, d := range st.Details() {
 		switch d := d.(type) {
@@ -673,7 +674,7 @@ func writeErrorStatus(w http.ResponseWriter, st *status.Status, code int) {
 			}
 		}
 	}
-	body := map[string]any{"code": CodeName(st.Code()), "message": st.Message(), "details": details, "status": code}
+	body := map[string]any{"code": name, "message": st.Message(), "details": details, "status": code}
 	if st.Code() == codes.InvalidArgument && len(details) == 0 && strings.Contains(st.Message(), "proto") {
 		body["message"] = "invalid request body: " + st.Message()
 	}
@@ -694,10 +695,19 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 			rest.ServeHTTP(w, r)
 			return
 		}
-		if r.Header.Get("Connect-Protocol-Version") != "" && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+") {
-			cw := &connectCodes{ResponseWriter: w}
-			defer cw.finish()
-			w = cw
+		// A Connect client (it sends Connect-Protocol-Version) reads the
+		// code in lowercase ("not_found").
+		lower := r.Header.Get("Connect-Protocol-Version") != ""
+		failStatus := func(st *status.Status, code int) {
+			name := CodeName(st.Code())
+			if lower {
+				name = strings.ToLower(name)
+			}
+			writeErrorNamed(w, st, code, name)
+		}
+		fail := func(err error) {
+			st := status.Convert(inputViolation(err))
+			failStatus(st, httpStatus(st))
 		}
 		if p, ok := strings.CutPrefix(svc, "teabar.v1."); ok {
 			svc = "atoll.v1." + p
@@ -705,48 +715,36 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
 		sd, isSvc := d.(protoreflect.ServiceDescriptor)
 		if err != nil || !isSvc || !strings.HasPrefix(svc, "atoll.v1.") {
-			writeErrorStatus(w, status.Newf(codes.Unimplemented, "unknown service %q", svc), http.StatusNotFound)
+			failStatus(status.Newf(codes.Unimplemented, "unknown service %q", svc), http.StatusNotFound)
 			return
 		}
 		md := sd.Methods().ByName(protoreflect.Name(method))
 		if md == nil {
-			writeErrorStatus(w, status.Newf(codes.Unimplemented, "service %s has no method %q", svc, method), http.StatusNotFound)
+			failStatus(status.Newf(codes.Unimplemented, "service %s has no method %q", svc, method), http.StatusNotFound)
 			return
 		}
 		if md.IsStreamingClient() {
-			writeErrorStatus(w, status.Newf(codes.Unimplemented, "%s streams from the client: use gRPC", method), http.StatusNotImplemented)
+			failStatus(status.Newf(codes.Unimplemented, "%s streams from the client: use gRPC", method), http.StatusNotImplemented)
 			return
 		}
 		if md.IsStreamingServer() {
-			connectServerStream(w, r, conn, "/"+svc+"/"+method, md)
+			connectServerStream(w, r, conn, "/"+svc+"/"+method, md, fail)
 			return
 		}
-		in, err1 := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
-		out, err2 := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
-		if err1 != nil || err2 != nil {
-			writeErrorStatus(w, status.New(codes.Internal, "message types not registered"), http.StatusInternalServerError)
-			return
-		}
-		req, resp := in.New().Interface(), out.New().Interface()
 		body, _ := io.ReadAll(r.Body)
-		if len(bytes.TrimSpace(body)) > 0 {
-			if err := jsonIn.Unmarshal(body, req); err != nil {
-				if ie, ok := bodyError(body, req, err).(*inputError); ok {
-					WriteError(w, apierr.InvalidField(ie.field, "%s", ie.desc))
-					return
-				}
-				writeErrorStatus(w, status.Newf(codes.InvalidArgument, "invalid JSON for %s: %v", md.Input().FullName(), err), http.StatusBadRequest)
-				return
-			}
+		req, out, err := decodeConnectRequest(md, body)
+		if err != nil {
+			fail(err)
+			return
 		}
-		ctx := outgoingAuth(r)
-		if err := conn.Invoke(ctx, "/"+svc+"/"+method, req, resp); err != nil {
-			WriteError(w, err)
+		resp := out.New().Interface()
+		if err := conn.Invoke(outgoingAuth(r), "/"+svc+"/"+method, req, resp); err != nil {
+			fail(err)
 			return
 		}
 		b, err := jsonOut.Marshal(resp)
 		if err != nil {
-			WriteError(w, err)
+			fail(err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -760,7 +758,7 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 // message (or, for curl, a plain JSON body), the response a sequence of
 // enveloped JSON messages ended by an end-of-stream envelope carrying the
 // error, if any. An envelope is a flags byte and a 4-byte big-endian length.
-func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.ClientConn, fullMethod string, md protoreflect.MethodDescriptor) {
+func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.ClientConn, fullMethod string, md protoreflect.MethodDescriptor, fail func(error)) {
 	flusher, _ := w.(http.Flusher)
 	enveloped := strings.HasPrefix(r.Header.Get("Content-Type"), "application/connect+")
 	started := false
@@ -791,18 +789,12 @@ func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.Clie
 			return
 		}
 		if !enveloped && !started {
-			WriteError(w, err)
+			fail(err)
 			return
 		}
 		st := status.Convert(err)
 		b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": strings.ToLower(CodeName(st.Code())), "message": st.Message()}})
 		envelope(0x02, b)
-	}
-	in, err1 := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
-	out, err2 := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
-	if err1 != nil || err2 != nil {
-		end(status.Error(codes.Internal, "message types not registered"))
-		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	if enveloped {
@@ -812,16 +804,10 @@ func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.Clie
 		}
 		body = body[5:]
 	}
-	req := in.New().Interface()
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := jsonIn.Unmarshal(body, req); err != nil {
-			if ie, ok := bodyError(body, req, err).(*inputError); ok {
-				end(apierr.InvalidField(ie.field, "%s", ie.desc))
-				return
-			}
-			end(status.Errorf(codes.InvalidArgument, "invalid JSON for %s: %v", md.Input().FullName(), err))
-			return
-		}
+	req, out, err := decodeConnectRequest(md, body)
+	if err != nil {
+		end(err)
+		return
 	}
 	ctx, cancel := context.WithCancel(outgoingAuth(r))
 	defer cancel()
@@ -853,49 +839,24 @@ func connectServerStream(w http.ResponseWriter, r *http.Request, conn *grpc.Clie
 	}
 }
 
-// connectCodes writes a unary error as the Connect protocol has it (a
-// client sends Connect-Protocol-Version): the same body with the code in
-// lowercase ("not_found"), which Connect clients parse.
-type connectCodes struct {
-	http.ResponseWriter
-	code int
-	buf  bytes.Buffer
-}
-
-func (c *connectCodes) WriteHeader(code int) {
-	c.code = code
-	if code < 400 {
-		c.ResponseWriter.WriteHeader(code)
+// decodeConnectRequest decodes a Connect request body (JSON; empty is the
+// zero message) into the method's input and returns its output type.
+func decodeConnectRequest(md protoreflect.MethodDescriptor, body []byte) (proto.Message, protoreflect.MessageType, error) {
+	in, err1 := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+	out, err2 := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err1 != nil || err2 != nil {
+		return nil, nil, status.Error(codes.Internal, "message types not registered")
 	}
-}
-
-func (c *connectCodes) Write(b []byte) (int, error) {
-	if c.code >= 400 {
-		return c.buf.Write(b)
-	}
-	return c.ResponseWriter.Write(b)
-}
-
-func (c *connectCodes) Flush() {
-	if f, ok := c.ResponseWriter.(http.Flusher); ok && c.code < 400 {
-		f.Flush()
-	}
-}
-
-func (c *connectCodes) finish() {
-	if c.code < 400 {
-		return
-	}
-	b := c.buf.Bytes()
-	var m map[string]any
-	if json.Unmarshal(b, &m) == nil {
-		if code, ok := m["code"].(string); ok {
-			m["code"] = strings.ToLower(code)
-			b, _ = json.Marshal(m)
+	req := in.New().Interface()
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := jsonIn.Unmarshal(body, req); err != nil {
+			if ie, ok := bodyError(body, req, err).(*inputError); ok {
+				return nil, nil, apierr.InvalidField(ie.field, "%s", ie.desc)
+			}
+			return nil, nil, status.Errorf(codes.InvalidArgument, "invalid JSON for %s: %v", md.Input().FullName(), err)
 		}
 	}
-	c.ResponseWriter.WriteHeader(c.code)
-	_, _ = c.ResponseWriter.Write(b)
+	return req, out, nil
 }
 
 func outgoingAuth(r *http.Request) context.Context {

@@ -282,9 +282,13 @@ func checkVariableSet(v *apierr.Violations, prefix string, in *atollv1.VariableS
 // from elsewhere, which the agent would decrypt into the container.
 func checkNotSealed(v *apierr.Violations, prefix string, vars map[string]*atollv1.Variable) {
 	for k, val := range vars {
-		if strings.HasPrefix(val.GetValue(), keyring.Prefix) {
-			v.Add(prefix+truncate(k, 40), "values starting with %q are reserved for values the server encrypted", keyring.Prefix)
-		}
+		checkNotSealedValue(v, prefix+truncate(k, 40), val.GetValue())
+	}
+}
+
+func checkNotSealedValue(v *apierr.Violations, field, value string) {
+	if strings.HasPrefix(value, keyring.Prefix) {
+		v.Add(field, "values starting with %q are reserved for values the server encrypted", keyring.Prefix)
 	}
 }
 
