@@ -327,11 +327,17 @@ func TestEnvAPIUpdateDeleteRestoreHistory(t *testing.T) {
 	if err != nil || !g.IsDeleted || g.DeletedAt == nil || g.Version != 3 {
 		t.Fatalf("get deleted: %v %v", g, err)
 	}
+	// A deleted environment still exists: changing it is FAILED_PRECONDITION
+	// (409) saying how to restore it, not NOT_FOUND.
 	_, err = f.envs.DeleteEnvironment(f.ctx, &atollv1.DeleteEnvironmentRequest{EnvironmentId: e.Id})
-	wantCode(t, err, codes.NotFound)
+	wantCode(t, err, codes.FailedPrecondition, "is deleted; restore it first")
 	_, err = f.envs.UpdateEnvironment(f.ctx, &atollv1.UpdateEnvironmentRequest{EnvironmentId: e.Id, Environment: &atollv1.Environment{Description: "x"},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
-	wantCode(t, err, codes.NotFound)
+	wantCode(t, err, codes.FailedPrecondition, "/restore")
+	_, err = f.envs.StartEnvironment(f.ctx, &atollv1.StartEnvironmentRequest{EnvironmentId: e.Id})
+	wantCode(t, err, codes.FailedPrecondition, "is deleted")
+	_, err = atollv1.NewAppServiceClient(cptest.Conn(t, f.srv)).CreateApp(f.ctx, &atollv1.CreateAppRequest{EnvId: e.Id, App: &atollv1.App{Name: "web", Source: &atollv1.AppSource{Image: &atollv1.ImageRef{Name: "nginx", Tag: "1"}}}})
+	wantCode(t, err, codes.FailedPrecondition, "is deleted")
 	// The name is free again while it is deleted.
 	other := f.create(t, &atollv1.CreateEnvironmentRequest{Name: "stage"})
 	_, err = f.envs.RestoreEnvironment(f.ctx, &atollv1.RestoreEnvironmentRequest{EnvironmentId: e.Id})

@@ -43,8 +43,11 @@ func (s *Services) liveEnvOf(ctx context.Context, tx *state.Txn, field, id strin
 		return nil, err
 	}
 	e := tx.Environment(id)
-	if e == nil || e.OrgId != orgOf(ctx) || e.IsDeleted {
+	if e == nil || e.OrgId != orgOf(ctx) {
 		return nil, apierr.NotFound("environment", id)
+	}
+	if e.IsDeleted {
+		return nil, apierr.EnvDeleted(id)
 	}
 	return e, nil
 }

@@ -142,14 +142,19 @@ func present(e *atollv1.Environment) *atollv1.Environment {
 }
 
 // getEnv finds an environment of the caller's organization; another
-// organization's environment is NOT_FOUND, exactly like a missing one.
+// organization's environment is NOT_FOUND, exactly like a missing one. A
+// soft-deleted one is FAILED_PRECONDITION unless includeDeleted (it is
+// still visible to Get and can be restored).
 func (s *envService) getEnv(ctx context.Context, tx *state.Txn, id string, includeDeleted bool) (*atollv1.Environment, error) {
 	if err := CheckID("environmentId", "env", id); err != nil {
 		return nil, err
 	}
 	e := tx.Environment(id)
-	if e == nil || e.OrgId != orgOf(ctx) || (e.IsDeleted && !includeDeleted) {
+	if e == nil || e.OrgId != orgOf(ctx) {
 		return nil, apierr.NotFound("environment", id)
+	}
+	if e.IsDeleted && !includeDeleted {
+		return nil, apierr.EnvDeleted(id)
 	}
 	return e, nil
 }

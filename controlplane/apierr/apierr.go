@@ -73,6 +73,20 @@ func FailedPrecondition(format string, args ...any) error {
 	return status.Errorf(codes.FailedPrecondition, format, args...)
 }
 
+// Deleted says the operation needs a live object but this one is
+// soft-deleted (it is still visible to Get and can be restored).
+func Deleted(kind, id, restore string) error {
+	st := status.Newf(codes.FailedPrecondition, "%s %q is deleted; restore it first (%s)", kind, id, restore)
+	return with(st, &errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+		Type: "DELETED", Subject: kind + "/" + id, Description: kind + " must not be deleted; restore it first",
+	}}})
+}
+
+// EnvDeleted is Deleted for an environment.
+func EnvDeleted(id string) error {
+	return Deleted("environment", id, "POST /v1/environments/"+id+"/restore, or atoll env restore "+id)
+}
+
 // Aborted says a concurrent change won (optimistic concurrency); retry.
 func Aborted(format string, args ...any) error {
 	return status.Errorf(codes.Aborted, format, args...)

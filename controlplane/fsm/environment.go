@@ -36,8 +36,11 @@ func uniqueSlug(slug string, derived bool, taken func(string) bool, kind string)
 // liveEnv returns a not-deleted environment of the caller's organization.
 func (a *applier) liveEnv(id string) (*atollv1.Environment, error) {
 	e := a.tx.Environment(id)
-	if e == nil || e.OrgId != a.cmd.OrgId || e.IsDeleted {
+	if e == nil || e.OrgId != a.cmd.OrgId {
 		return nil, apierr.NotFound("environment", id)
+	}
+	if e.IsDeleted {
+		return nil, apierr.EnvDeleted(id)
 	}
 	return e, nil
 }
