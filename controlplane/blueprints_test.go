@@ -210,12 +210,12 @@ func TestBlueprintValidation(t *testing.T) {
 	bad := shopBlueprint("bad")
 	bad["files"] = []any{map[string]any{"name": "conf", "text": "zone=${zone}"}}
 	code, o := r.do("POST", "/v1/blueprints", bad)
-	wantError(t, code, o, http.StatusBadRequest, "INVALID_ARGUMENT", "blueprint.files[0].text", "${zone}")
+	wantError(t, code, o, http.StatusBadRequest, "INVALID_ARGUMENT", `"field":"files[0].text`, "${zone}")
 
 	bad = shopBlueprint("bad")
 	bad["variables"] = []any{map[string]any{"name": "1x"}, map[string]any{"name": "region"}, map[string]any{"name": "region"}, map[string]any{"name": "version"}}
 	code, o = r.do("POST", "/v1/blueprints", bad)
-	wantError(t, code, o, http.StatusBadRequest, "INVALID_ARGUMENT", "blueprint.variables[0].name", "blueprint.variables[2].name")
+	wantError(t, code, o, http.StatusBadRequest, "INVALID_ARGUMENT", `"field":"variables[0].name`, `"field":"variables[2].name`)
 
 	// Templates are validated: an invalid image name, a mount of nothing.
 	bad = shopBlueprint("bad")
@@ -223,7 +223,7 @@ func TestBlueprintValidation(t *testing.T) {
 	apps[1].(map[string]any)["source"] = map[string]any{"image": map[string]any{"name": "Bad Image", "tag": "x"}}
 	apps[0].(map[string]any)["volumeMounts"] = []any{map[string]any{"volNameRef": "nope", "path": "/data"}}
 	code, o = r.do("POST", "/v1/blueprints", bad)
-	wantError(t, code, o, http.StatusBadRequest, "INVALID_ARGUMENT", "blueprint.apps[1].source.image.name", "blueprint.apps[0].volumeMounts[0]")
+	wantError(t, code, o, http.StatusBadRequest, "INVALID_ARGUMENT", `"field":"apps[1].source.image.name`, `"field":"apps[0].volumeMounts[0]`)
 
 	// A field filled from a variable without a default is checked once known.
 	ok := shopBlueprint("lazy")

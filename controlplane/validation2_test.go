@@ -260,7 +260,8 @@ func TestValidation2VolumeSizeAndSizeMb(t *testing.T) {
 	// Over REST as reported.
 	r := x.f.rest(t, x.f.c.AdminToken)
 	code, body := r.do("POST", "/v1/environments/"+x.env.Id+"/volumes", `{"name":"w","size":"1Gi","sizeMb":512}`)
-	if code != 400 || !strings.Contains(body.raw, "INVALID_ARGUMENT") || !strings.Contains(body.raw, "volume.sizeMb") {
+	// The REST body is the volume itself: the field is named as sent.
+	if code != 400 || !strings.Contains(body.raw, "INVALID_ARGUMENT") || !strings.Contains(body.raw, `"field":"sizeMb"`) || strings.Contains(body.raw, "volume.sizeMb") {
 		t.Fatalf("REST create volume with size and sizeMb: %d %s", code, body.raw)
 	}
 }

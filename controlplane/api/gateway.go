@@ -69,7 +69,7 @@ func NewGateway(ctx context.Context, grpcAddr string, creds credentials.Transpor
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &strictJSON{&runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: jsonIn}}),
 		runtime.SetQueryParameterParser(queryParser{}),
 		runtime.WithErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
-			WriteError(w, err)
+			WriteError(w, bodyRelative(ctx, err))
 		}),
 		runtime.WithRoutingErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
 			msg := fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)
@@ -668,6 +668,12 @@ func writeErrorNamed(w http.ResponseWriter, st *status.Status, code int, name st
 		case *errdetails.ResourceInfo:
 			details["resourceType"] = d.ResourceType
 			details["resourceId"] = d.ResourceName
+		case *errdetails.PreconditionFailure:
+			var pf []map[string]string
+			for _, v := range d.Violations {
+				pf = append(pf, map[string]string{"type": v.Type, "subject": v.Subject, "description": v.Description})
+			}
+			details["preconditionFailures"] = pf
 		case *errdetails.QuotaFailure:
 			for _, v := range d.Violations {
 				details["quotaSubject"] = v.Subject
