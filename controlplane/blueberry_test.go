@@ -74,6 +74,40 @@ func TestRESTBlueberryShapes(t *testing.T) {
 	}
 }
 
+// Blueberry's TTL maximum (168 h) and error fields: detail, status_code and
+// its error codes next to atoll's code/message/details.
+func TestRESTBlueberryErrors(t *testing.T) {
+	f := newAPIFixture(t)
+	r := f.rest(t, f.c.AdminToken)
+	code, o := r.do("POST", "/api/environments", map[string]any{"environment_name": "pr-1", "ttl": 169})
+	wantViolation(t, code, o, "ttl", "at most 168 hours")
+	if o.str("error_code") != "ENV_TTL_EXCEEDED" || o.num("status_code") != 400 || !strings.Contains(o.str("detail"), "168") {
+		t.Fatalf("ttl 169: %s", o.raw)
+	}
+	code, o = r.doForm("POST", "/api/environments", "environment_name=pr-1&ttl=500")
+	if code != 400 || o.str("error_code") != "ENV_TTL_EXCEEDED" {
+		t.Fatalf("form ttl 500: %d %s", code, o.raw)
+	}
+	env := r.must(http.StatusCreated, "POST", "/api/environments", map[string]any{"environment_name": "pr-1", "ttl": 168})
+	code, o = r.do("PUT", "/api/environments/"+env.str("id"), map[string]any{"ttl_hours": 200})
+	if code != 400 || o.str("error_code") != "ENV_TTL_EXCEEDED" || !strings.Contains(o.str("detail"), "ttl_hours") {
+		t.Fatalf("PUT ttl_hours 200: %d %s", code, o.raw)
+	}
+	code, o = r.do("POST", "/api/environments", map[string]any{"environment_name": "pr-1"})
+	if code != http.StatusConflict || o.str("error_code") != "ENV_NAME_EXISTS" || o.num("status_code") != 409 || o.str("code") != "ALREADY_EXISTS" || o.str("detail") != o.str("message") {
+		t.Fatalf("duplicate name: %d %s", code, o.raw)
+	}
+	code, o = r.do("GET", "/api/environments/env_aaaaaaaaaaaaaaaaaaaaaaaaaa", nil)
+	if code != http.StatusNotFound || o.str("error_code") != "ENV_NOT_FOUND" || o.str("detail") == "" {
+		t.Fatalf("unknown environment: %d %s", code, o.raw)
+	}
+	// atoll's own routes keep atoll's error body.
+	code, o = r.do("GET", "/v1/environments/env_aaaaaaaaaaaaaaaaaaaaaaaaaa", nil)
+	if code != http.StatusNotFound || o.get("detail") != nil || o.get("error_code") != nil {
+		t.Fatalf("atoll route: %d %s", code, o.raw)
+	}
+}
+
 // doForm posts an application/x-www-form-urlencoded body.
 func (r *restClient) doForm(method, path, form string) (int, obj) {
 	r.t.Helper()

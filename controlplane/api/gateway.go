@@ -159,6 +159,9 @@ func rewriteAliases(next http.Handler, conn *grpc.ClientConn) http.Handler {
 		case strings.HasPrefix(p, "/api/v1/"):
 			r.URL.Path = "/v1/" + strings.TrimPrefix(p, "/api/v1/")
 		case p == "/api/environments" || strings.HasPrefix(p, "/api/environments/"):
+			bw := &blueberryErrors{ResponseWriter: w}
+			defer bw.finish()
+			w = bw
 			if !blueberryRequest(w, r) {
 				return
 			}
@@ -235,6 +238,20 @@ func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return "", false
 	}
+	// Blueberry's TTLs are at most a week (ENV_TTL_EXCEEDED).
+	tooLong := func(field string, v any) bool {
+		h, ok := v.(float64)
+		if s, isStr := v.(string); isStr {
+			var perr error
+			h, perr = strconv.ParseFloat(s, 64)
+			ok = perr == nil
+		}
+		if ok && h > blueberryMaxTTLHours {
+			WriteError(w, apierr.InvalidReason("ENV_TTL_EXCEEDED", field, "must be at most %d hours (got %s)", blueberryMaxTTLHours, strconv.FormatFloat(h, 'f', -1, 64)))
+			return true
+		}
+		return false
+	}
 	out := in
 	switch {
 	case in == nil:
@@ -248,6 +265,9 @@ func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
 			switch {
 			case k == "environment_name":
 			case k == "ttl":
+				if tooLong("ttl", v) {
+					return false
+				}
 				if h, ok := hours(v); ok {
 					out["ttl"] = h
 				} else {
@@ -268,6 +288,9 @@ func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
 			WriteError(w, apierr.InvalidField("ttl_hours", "must be a number of hours"))
 			return false
 		}
+		if tooLong("ttl_hours", in["ttl_hours"]) {
+			return false
+		}
 		delete(in, "ttl_hours")
 		in["ttl"] = h
 	default:
@@ -284,6 +307,87 @@ func blueberryRequest(w http.ResponseWriter, r *http.Request) bool {
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
 	return true
 }
+
+// blueberryMaxTTLHours is Blueberry's documented TTL maximum (a week).
+const blueberryMaxTTLHours = 168
+
+// blueberryErrors adds Blueberry's error fields to atoll's error body on
+// /api/environments routes: "detail" (the message), "status_code" and
+// "error_code" (ENV_NAME_EXISTS, ENV_NOT_FOUND, ENV_TTL_EXCEEDED,
+// ENV_CONFIG_INVALID). Successful responses, streams included, pass
+// through untouched.
+type blueberryErrors struct {
+	http.ResponseWriter
+	buf  *bytes.Buffer // set when the response is an error
+	code int
+}
+
+func (b *blueberryErrors) WriteHeader(code int) {
+	if code >= 400 && b.buf == nil && strings.HasPrefix(b.Header().Get("Content-Type"), "application/json") {
+		b.buf, b.code = &bytes.Buffer{}, code
+		return
+	}
+	b.ResponseWriter.WriteHeader(code)
+}
+
+func (b *blueberryErrors) Write(p []byte) (int, error) {
+	if b.buf != nil {
+		b.buf.Write(p)
+		b.flushError()
+		return len(p), nil
+	}
+	return b.ResponseWriter.Write(p)
+}
+
+// flushError writes the buffered error once it is a whole JSON object
+// (error bodies are written in one call).
+func (b *blueberryErrors) flushError() {
+	body := map[string]any{}
+	if json.Unmarshal(b.buf.Bytes(), &body) != nil {
+		return // not whole yet
+	}
+	if msg, ok := body["message"].(string); ok {
+		body["detail"] = msg
+	}
+	body["status_code"] = b.code
+	code, _ := body["code"].(string)
+	reason := ""
+	if d, ok := body["details"].(map[string]any); ok {
+		reason, _ = d["reason"].(string)
+	}
+	switch {
+	case strings.HasPrefix(reason, "ENV_"):
+		body["error_code"] = reason
+	case code == "ALREADY_EXISTS":
+		body["error_code"] = "ENV_NAME_EXISTS"
+	case code == "NOT_FOUND":
+		body["error_code"] = "ENV_NOT_FOUND"
+	case code == "INVALID_ARGUMENT":
+		body["error_code"] = "ENV_CONFIG_INVALID"
+	}
+	out, _ := json.Marshal(body)
+	b.buf = nil
+	b.Header().Del("Content-Length")
+	b.ResponseWriter.WriteHeader(b.code)
+	_, _ = b.ResponseWriter.Write(out)
+}
+
+// finish writes an error body that never became a whole JSON object as it was.
+func (b *blueberryErrors) finish() {
+	if b.buf != nil {
+		b.ResponseWriter.WriteHeader(b.code)
+		_, _ = b.ResponseWriter.Write(b.buf.Bytes())
+		b.buf = nil
+	}
+}
+
+func (b *blueberryErrors) Flush() {
+	if f, ok := b.ResponseWriter.(http.Flusher); ok && b.buf == nil {
+		f.Flush()
+	}
+}
+
+func (b *blueberryErrors) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
 // mechaShape names the MechaMental response shape of an org-scoped
 // environment route (seed 004): "list", "create", "env" or "delete"; "" for

@@ -51,6 +51,14 @@ func Invalid(vs ...Violation) error {
 	return with(status.New(codes.InvalidArgument, msg), br)
 }
 
+// InvalidReason is InvalidField with a machine-readable reason (ErrorInfo).
+func InvalidReason(reason, field, format string, args ...any) error {
+	d := fmt.Sprintf(format, args...)
+	st := status.New(codes.InvalidArgument, "invalid request: "+field+": "+d)
+	return with(st, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: d}}},
+		&errdetails.ErrorInfo{Reason: reason, Domain: Domain})
+}
+
 // InvalidField is INVALID_ARGUMENT for one field.
 func InvalidField(field, format string, args ...any) error {
 	return Invalid(Violation{Field: field, Description: fmt.Sprintf(format, args...)})
