@@ -191,8 +191,9 @@ type appView struct {
 // Drain: instances on a draining node are replaced one at a time per node.
 // The replacement is placed on a ready node first; the draining instance is
 // stopped only once the app has its desired replicas RUNNING without it. An
-// instance that cannot be placed elsewhere keeps running and the app's status
-// message says why.
+// instance that cannot be placed elsewhere keeps running, the app's status
+// message says why (and the node's drain progress, see api.DrainBlockedPrefix),
+// and the node's other instances move on without it.
 func evaluate(tx *state.Txn, seed int64) evaluation {
 	nodes, _ := tx.Nodes()
 	instances, _ := tx.AllInstances()
@@ -300,7 +301,16 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 	// Pass 2: one move in flight per draining node. A node is busy while an
 	// app with instances on it has a replacement placed but its draining
 	// instance not stopped yet.
+	//
+	// An app whose replacement could not be placed (an earlier evaluation
+	// said so in its status message) does not hold its node up: the node's
+	// next instance moves instead, and the blocked app asks for one more
+	// replica on every evaluation, so it moves as soon as there is room and
+	// its message stays current. Its draining instances keep running.
 	inflight := func(v *appView) int { return max(0, v.ready-max(0, v.desired-len(v.onDrain))) }
+	blocked := func(v *appView) bool {
+		return strings.HasPrefix(v.app.GetStatus().GetMessage(), api.DrainBlockedPrefix)
+	}
 	drainInsts := map[string][]*atollv1.Instance{}
 	for _, v := range views {
 		if !v.drainMove {
@@ -308,6 +318,9 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 		}
 		for _, i := range v.onDrain {
 			drainInsts[i.NodeId] = append(drainInsts[i.NodeId], i)
+		}
+		if len(v.onDrain) > 0 && blocked(v) {
+			v.moveMore = 1
 		}
 	}
 	drainNodes := make([]string, 0, len(drainInsts))
@@ -328,7 +341,12 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 			ca, cb := viewByApp[insts[a].AppId].app.CreateIndex, viewByApp[insts[b].AppId].app.CreateIndex
 			return ca < cb || ca == cb && insts[a].Id < insts[b].Id
 		})
-		viewByApp[insts[0].AppId].moveMore++
+		for _, i := range insts {
+			if v := viewByApp[i.AppId]; !blocked(v) {
+				v.moveMore++
+				break
+			}
+		}
 	}
 
 	// Pass 3: the scheduler places what is missing.
@@ -396,7 +414,7 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 		unplacedKeys[u.AppID] = true
 		why := explainPins(u.Reasons.String())
 		if v := viewByApp[app.Id]; v != nil && v.drainMove && len(v.onDrain) > 0 {
-			why = "cannot move off a draining node: " + why
+			why = api.DrainBlockedPrefix + why
 		}
 		ev.unplaced[app.Id] = why
 		if app.GetStatus().GetMessage() != why {

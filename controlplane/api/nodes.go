@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -25,10 +26,21 @@ type NodeHealth interface {
 	NodeUsage(nodeID string) *atollv1.Resources
 }
 
+// DrainBlockedPrefix starts the status message of an app the scheduler
+// could not move (all or part of) off a draining node; the scheduler's
+// reasons follow.
+const DrainBlockedPrefix = "cannot move off a draining node: "
+
 func (s *Services) presentNode(tx *state.Txn, n *atollv1.Node) *atollv1.Node {
 	out := proto.Clone(n).(*atollv1.Node)
 	out.Allocated = fsm.NodeAllocated(tx, n.Id).Proto()
 	out.Instances = int32(len(tx.NodeInstances(n.Id)))
+	if blocked := drainBlocked(tx, n); blocked != "" {
+		if out.StatusMessage != "" {
+			out.StatusMessage += "; "
+		}
+		out.StatusMessage += blocked
+	}
 	if h := s.opts.Health; h != nil {
 		if t := h.LastHeartbeat(n.Id); !t.IsZero() {
 			out.LastHeartbeat = tsOf(t)
@@ -36,6 +48,65 @@ func (s *Services) presentNode(tx *state.Txn, n *atollv1.Node) *atollv1.Node {
 		out.Measured = h.NodeUsage(n.Id)
 	}
 	return out
+}
+
+// drainBlocked names the instances of a draining node that cannot move, and
+// why (the scheduler's reasons in their apps' status messages):
+//
+//	2 cannot move: instance inst_1 of app big: 0/3 nodes available: 2 insufficient cpu, 1 draining; instances inst_2, inst_3 of app db: ...
+//
+// "" when every instance can move or the node is not draining.
+func drainBlocked(tx *state.Txn, n *atollv1.Node) string {
+	if n.Status != atollv1.NodeStatus_NODE_DRAINING {
+		return ""
+	}
+	type group struct {
+		app *atollv1.App
+		why string
+		ids []string
+	}
+	byApp := map[string]*group{}
+	var groups []*group
+	count := 0
+	for _, in := range tx.NodeInstances(n.Id) {
+		app := tx.App(in.AppId)
+		if app == nil || app.IsDeleted || in.AppVersion != app.Version {
+			continue
+		}
+		why, ok := strings.CutPrefix(app.GetStatus().GetMessage(), DrainBlockedPrefix)
+		if !ok {
+			continue
+		}
+		g := byApp[app.Id]
+		if g == nil {
+			g = &group{app: app, why: why}
+			byApp[app.Id] = g
+			groups = append(groups, g)
+		}
+		g.ids = append(g.ids, in.Id)
+		count++
+	}
+	if count == 0 {
+		return ""
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		a, b := groups[i].app, groups[j].app
+		return a.CreateIndex < b.CreateIndex || a.CreateIndex == b.CreateIndex && a.Id < b.Id
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d cannot move: ", count)
+	for k, g := range groups {
+		if k > 0 {
+			b.WriteString("; ")
+		}
+		sort.Strings(g.ids)
+		noun := "instance"
+		if len(g.ids) > 1 {
+			noun = "instances"
+		}
+		fmt.Fprintf(&b, "%s %s of app %s: %s", noun, strings.Join(g.ids, ", "), g.app.Name, g.why)
+	}
+	return b.String()
 }
 
 func (s *nodeService) ListNodes(ctx context.Context, _ *atollv1.ListNodesRequest) (*atollv1.ListNodesResponse, error) {
