@@ -836,7 +836,18 @@ type DeleteEnvironmentRequest struct {
 	EnvironmentId string                 `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
 	// Accepted for compatibility. A delete always stops the environment's apps
 	// first, keeps its volumes, and can be undone with RestoreEnvironment.
-	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	Force bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	// Delete permanently instead (REST: ?purge=true). Works on a live
+	// environment (stopped and soft-deleted first, in the same state change)
+	// and on a soft-deleted one. The environment, its history and everything
+	// in it (apps and their instances, volumes and their data on the hosts,
+	// variable sets, files, deployment records, public routes) are removed;
+	// releases stay with the project. It cannot be restored afterwards and its
+	// name is free. Watchers get a "purged" event. The teabar.v1 Connect alias
+	// of this method always purges (Teabar documents a permanent delete).
+	// Soft-deleted environments are also purged by the server once they have
+	// been deleted longer than its --deleted-retention (default 30 days).
+	Purge         bool `protobuf:"varint,3,opt,name=purge,proto3" json:"purge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -881,6 +892,13 @@ func (x *DeleteEnvironmentRequest) GetEnvironmentId() string {
 func (x *DeleteEnvironmentRequest) GetForce() bool {
 	if x != nil {
 		return x.Force
+	}
+	return false
+}
+
+func (x *DeleteEnvironmentRequest) GetPurge() bool {
+	if x != nil {
+		return x.Purge
 	}
 	return false
 }
@@ -1322,8 +1340,10 @@ func (x *WatchEnvironmentRequest) GetFromIndex() uint64 {
 }
 
 type EnvironmentEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventType     string                 `protobuf:"bytes,1,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"` // status_changed, created, updated, deleted, restored, resource_updated
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// current, created, updated, deleted, restored, status_changed, expiring,
+	// purged (permanently deleted; a watch of that one environment then ends)
+	EventType     string                 `protobuf:"bytes,1,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	Environment   *Environment           `protobuf:"bytes,2,opt,name=environment,proto3" json:"environment,omitempty"`
 	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	Index         uint64                 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
@@ -1471,10 +1491,11 @@ const file_atoll_v1_environment_service_proto_rawDesc = "" +
 	"\venvironment\x18\x02 \x01(\v2\x15.atoll.v1.EnvironmentR\venvironment\x12;\n" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12)\n" +
-	"\x10expected_version\x18\x04 \x01(\x05R\x0fexpectedVersion\"W\n" +
+	"\x10expected_version\x18\x04 \x01(\x05R\x0fexpectedVersion\"m\n" +
 	"\x18DeleteEnvironmentRequest\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"\\\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x12\x14\n" +
+	"\x05purge\x18\x03 \x01(\bR\x05purge\"\\\n" +
 	"\x19RestoreEnvironmentRequest\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\"E\n" +

@@ -48,6 +48,8 @@ type EnvironmentServiceClient interface {
 	GetEnvironment(ctx context.Context, in *GetEnvironmentRequest, opts ...grpc.CallOption) (*Environment, error)
 	ListEnvironments(ctx context.Context, in *ListEnvironmentsRequest, opts ...grpc.CallOption) (*ListEnvironmentsResponse, error)
 	UpdateEnvironment(ctx context.Context, in *UpdateEnvironmentRequest, opts ...grpc.CallOption) (*Environment, error)
+	// DeleteEnvironment soft-deletes an environment (restorable), or with
+	// purge deletes it permanently.
 	DeleteEnvironment(ctx context.Context, in *DeleteEnvironmentRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	RestoreEnvironment(ctx context.Context, in *RestoreEnvironmentRequest, opts ...grpc.CallOption) (*Environment, error)
 	GetEnvironmentHistory(ctx context.Context, in *GetEnvironmentHistoryRequest, opts ...grpc.CallOption) (*GetEnvironmentHistoryResponse, error)
@@ -246,6 +248,8 @@ type EnvironmentServiceServer interface {
 	GetEnvironment(context.Context, *GetEnvironmentRequest) (*Environment, error)
 	ListEnvironments(context.Context, *ListEnvironmentsRequest) (*ListEnvironmentsResponse, error)
 	UpdateEnvironment(context.Context, *UpdateEnvironmentRequest) (*Environment, error)
+	// DeleteEnvironment soft-deletes an environment (restorable), or with
+	// purge deletes it permanently.
 	DeleteEnvironment(context.Context, *DeleteEnvironmentRequest) (*emptypb.Empty, error)
 	RestoreEnvironment(context.Context, *RestoreEnvironmentRequest) (*Environment, error)
 	GetEnvironmentHistory(context.Context, *GetEnvironmentHistoryRequest) (*GetEnvironmentHistoryResponse, error)
