@@ -50,6 +50,9 @@ func (a *applier) dispatch() (string, proto.Message, error) {
 		return "update_environment", v, err
 	case *atollv1.Command_DeleteEnvironment:
 		v, err := a.applyDeleteEnvironment(c.DeleteEnvironment)
+		if c.DeleteEnvironment.Purge {
+			return "purge_environment", v, err
+		}
 		return "delete_environment", v, err
 	case *atollv1.Command_RestoreEnvironment:
 		v, err := a.applyRestoreEnvironment(c.RestoreEnvironment)
@@ -109,6 +112,8 @@ func (a *applier) dispatch() (string, proto.Message, error) {
 		return "delete_blueprint", nil, a.applyDeleteBlueprint(c.DeleteBlueprint)
 	case *atollv1.Command_ExpireEnvironments:
 		return "expire_environments", nil, a.applyExpireEnvironments(c.ExpireEnvironments)
+	case *atollv1.Command_PurgeDeletedEnvironments:
+		return "purge_deleted_environments", nil, a.applyPurgeDeletedEnvironments(c.PurgeDeletedEnvironments)
 	}
 	return "unknown", nil, fmt.Errorf("%w: %T", ErrUnknownCommand, a.cmd.Cmd)
 }

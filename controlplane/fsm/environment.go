@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -250,6 +251,13 @@ func running(e *atollv1.Environment) bool {
 }
 
 func (a *applier) applyDeleteEnvironment(c *atollv1.DeleteEnvironmentCmd) (*atollv1.Environment, error) {
+	if c.Purge {
+		cur := a.tx.Environment(c.EnvironmentId)
+		if cur == nil || cur.OrgId != a.cmd.OrgId {
+			return nil, apierr.NotFound("environment", c.EnvironmentId)
+		}
+		return a.purge(cur)
+	}
 	cur, err := a.liveEnv(c.EnvironmentId)
 	if err != nil {
 		return nil, err
@@ -278,6 +286,58 @@ func (a *applier) softDelete(cur *atollv1.Environment, action, eventType string)
 	}
 	env.Status = atollv1.EnvironmentStatus_STOPPED
 	return env, a.saveEnv(cur, env, action, eventType)
+}
+
+// purge removes an environment from the state for good, with its history
+// and every object that belongs to it. A live one is soft-deleted first, in
+// the same apply, so its apps stop and its quota returns to the
+// organization exactly as on a plain delete (a soft-deleted one gave its
+// quota back when it was deleted). The agents see the rest: the instances
+// leave their assignments (containers removed), the volumes leave the
+// volume list (data removed), the apps' public routes go with the apps.
+// Releases belong to the project and stay.
+func (a *applier) purge(cur *atollv1.Environment) (*atollv1.Environment, error) {
+	if !cur.IsDeleted {
+		var err error
+		if cur, err = a.softDelete(cur, "delete", "environment.deleted"); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := a.tx.DeleteEnvironmentObjects(cur.Id); err != nil {
+		return nil, err
+	}
+	if err := a.tx.Delete(state.TableEnvironments, cur); err != nil {
+		return nil, err
+	}
+	return cur, a.event("environment.purged", "environment", cur.Id, cur.OrgId, cur.ProjectId, cur)
+}
+
+// applyPurgeDeletedEnvironments is the retention sweep: it purges the listed
+// environments that are still soft-deleted since deletedBefore or earlier.
+func (a *applier) applyPurgeDeletedEnvironments(c *atollv1.PurgeDeletedEnvironmentsCmd) error {
+	if c.DeletedBefore == nil {
+		return apierr.InvalidField("deletedBefore", "is required")
+	}
+	before := c.DeletedBefore.AsTime()
+	for _, id := range c.EnvironmentIds {
+		cur := a.tx.Environment(id)
+		if cur == nil || !cur.IsDeleted || DeletedAt(cur).After(before) {
+			continue // purged, restored or deleted again since the leader looked: skip, never fail the batch
+		}
+		if _, err := a.purge(cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeletedAt is when a soft-deleted environment was deleted (its last change
+// if that was not recorded).
+func DeletedAt(e *atollv1.Environment) time.Time {
+	if e.DeletedAt != nil {
+		return e.DeletedAt.AsTime()
+	}
+	return e.GetUpdatedAt().AsTime()
 }
 
 func (a *applier) applyRestoreEnvironment(c *atollv1.RestoreEnvironmentCmd) (*atollv1.Environment, error) {

@@ -38,6 +38,8 @@ func cmd(org string, c any) *atollv1.Command {
 		out.Cmd = &atollv1.Command_DeleteEnvironment{DeleteEnvironment: c}
 	case *atollv1.RestoreEnvironmentCmd:
 		out.Cmd = &atollv1.Command_RestoreEnvironment{RestoreEnvironment: c}
+	case *atollv1.PurgeDeletedEnvironmentsCmd:
+		out.Cmd = &atollv1.Command_PurgeDeletedEnvironments{PurgeDeletedEnvironments: c}
 	}
 	return out
 }
@@ -165,6 +167,83 @@ func TestRefusedCommandLeavesNoTrace(t *testing.T) {
 	}
 	if n := len(tx.EnvironmentVersions(dup)); n != 0 {
 		t.Fatalf("refused env has %d history entries", n)
+	}
+}
+
+// Purges (of a live and of a soft-deleted environment, and the retention
+// sweep) are deterministic across batching and snapshots, keep the
+// organization's allocation exact, and a sweep skips what is not due.
+func TestPurgeDeterministic(t *testing.T) {
+	s := newScript()
+	live, soft, kept, swept, again := api.NewID("env"), api.NewID("env"), api.NewID("env"), api.NewID("env"), api.NewID("env")
+	s.cmds = append(s.cmds,
+		s.env(live, "live", 500),
+		s.env(soft, "soft", 700),
+		s.env(kept, "kept", 300),
+		s.env(swept, "swept", 200),
+		cmd(s.org, &atollv1.DeleteEnvironmentCmd{EnvironmentId: soft}),
+		cmd(s.org, &atollv1.DeleteEnvironmentCmd{EnvironmentId: live, Purge: true}),
+		cmd(s.org, &atollv1.DeleteEnvironmentCmd{EnvironmentId: swept}),
+		cmd(s.org, &atollv1.DeleteEnvironmentCmd{EnvironmentId: soft, Purge: true}),
+		// kept is live: the sweep skips it; swept was deleted at t0, due.
+		cmd("", &atollv1.PurgeDeletedEnvironmentsCmd{EnvironmentIds: []string{kept, swept, live}, DeletedBefore: timestamppb.New(t0)}),
+		s.env(again, "live", 500),
+	)
+	batch := fsm.New(100, nil, nil)
+	for i, r := range apply(t, batch, 1, s.cmds) {
+		if r.Err != nil {
+			t.Fatalf("command %d refused: %v", i, r.Err)
+		}
+	}
+	single := fsm.New(100, nil, nil)
+	for i, c := range s.cmds {
+		apply(t, single, uint64(i+1), []*atollv1.Command{c})
+	}
+	if hash(t, batch) != hash(t, single) {
+		t.Fatal("batched and one-by-one application differ")
+	}
+	for cut := 1; cut < len(s.cmds); cut++ {
+		half := fsm.New(100, nil, nil)
+		apply(t, half, 1, s.cmds[:cut])
+		snap, err := half.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := snap.Persist(&memSink{Buffer: &buf}); err != nil {
+			t.Fatal(err)
+		}
+		restored := fsm.New(100, nil, nil)
+		if err := restored.Restore(io.NopCloser(&buf)); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, restored, uint64(cut+1), s.cmds[cut:])
+		if hash(t, restored) != hash(t, batch) {
+			t.Fatalf("restored at %d then applied: state differs", cut)
+		}
+	}
+	st, _ := batch.State()
+	tx := st.Snapshot()
+	for _, id := range []string{live, soft, swept} {
+		if tx.Environment(id) != nil || len(tx.EnvironmentVersions(id)) != 0 {
+			t.Fatalf("environment %s not purged", id)
+		}
+	}
+	if e := tx.Environment(kept); e == nil || e.IsDeleted {
+		t.Fatalf("live environment swept: %v", e)
+	}
+	if org := tx.Organization(s.org); org.Allocated.Cpu != 800 || org.EnvironmentCount != 2 {
+		t.Fatalf("org allocation %v count %d, want 800m / 2", org.Allocated, org.EnvironmentCount)
+	}
+	purged := 0
+	events, _, _ := tx.EventsAfter(0)
+	for _, ev := range events {
+		if ev.Type == "environment.purged" {
+			purged++
+		}
+	}
+	if purged != 3 {
+		t.Fatalf("%d environment.purged events, want 3", purged)
 	}
 }
 

@@ -272,3 +272,38 @@ func (t *Txn) AppendEvent(ev *atollv1.Event) error {
 func (t *Txn) InsertEnvironmentVersion(v *atollv1.EnvironmentVersion) error {
 	return t.tx.Insert(TableEnvVersions, &EnvVersion{EnvID: v.GetEnvironment().GetId(), Version: int(v.Version), Entry: v})
 }
+
+// EnvTables lists, in snapshot order, the tables whose rows belong to one
+// environment: those with an "env" index (apps, instances, volumes,
+// variable sets, files, deployments). A new table with an "env" index is
+// purged with its environment without further change.
+var EnvTables = func() []string {
+	s := schema()
+	var out []string
+	for _, name := range Tables {
+		if _, ok := s.Tables[name].Indexes["env"]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}()
+
+// DeleteEnvironmentObjects removes every row that belongs to an environment
+// (EnvTables) and its version history, leaving the environment itself.
+// It returns how many rows went, per table.
+func (t *Txn) DeleteEnvironmentObjects(envID string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, table := range EnvTables {
+		n, err := t.tx.DeleteAll(table, "env", envID)
+		if err != nil {
+			return nil, err
+		}
+		out[table] = n
+	}
+	n, err := t.tx.DeleteAll(TableEnvVersions, "id_prefix", envID)
+	if err != nil {
+		return nil, err
+	}
+	out[TableEnvVersions] = n
+	return out, nil
+}
