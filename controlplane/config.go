@@ -43,7 +43,10 @@ type Config struct {
 	ReapInterval time.Duration
 	// ExpiryWarning: how long before an environment's TTL ends an "expiring" event is sent.
 	ExpiryWarning time.Duration
-	OrgName       string
+	// DeletedRetention: how long a soft-deleted environment stays
+	// restorable; the leader purges it after that. 0 keeps them forever.
+	DeletedRetention time.Duration
+	OrgName          string
 
 	// Raft timing and log compaction.
 	HeartbeatTimeout   time.Duration
@@ -90,6 +93,7 @@ func DefaultConfig() Config {
 		MaxTTL:             720 * time.Hour,
 		ReapInterval:       5 * time.Second,
 		ExpiryWarning:      10 * time.Minute,
+		DeletedRetention:   720 * time.Hour,
 		OrgName:            "default",
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
@@ -143,6 +147,9 @@ func (c Config) Validate() error {
 	}
 	if c.Domain == "" {
 		errs = append(errs, errors.New("domain of public hostnames is required (--domain)"))
+	}
+	if c.DeletedRetention < 0 {
+		errs = append(errs, errors.New("deleted retention must be 0 (keep soft-deleted environments forever) or positive (--deleted-retention)"))
 	}
 	if c.ApplyTimeout <= 0 || c.ReapInterval <= 0 {
 		errs = append(errs, errors.New("apply timeout and reap interval must be positive"))

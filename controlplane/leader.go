@@ -9,8 +9,10 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atollhq/atoll/controlplane/api"
+	"github.com/atollhq/atoll/controlplane/fsm"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -111,7 +113,10 @@ func (s *Server) establish(ctx context.Context) {
 	s.log.Info("bootstrapped organization", "org", c.Organization.Id, "token_file", path)
 }
 
-// reapLoop deletes environments whose TTL has passed.
+// reapLoop deletes environments whose TTL has passed, and purges those
+// soft-deleted for longer than the retention (Config.DeletedRetention). Each
+// is one proposed command that the state machine re-checks when it applies
+// it, so a proposal made from a stale view is harmless.
 func (s *Server) reapLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
@@ -124,10 +129,16 @@ func (s *Server) reapLoop(ctx context.Context) {
 		now := time.Now()
 		st, _ := s.fsm.State()
 		tx := st.Snapshot()
-		var expired, warn []string
+		var expired, warn, purge []string
 		for _, org := range tx.Organizations() {
 			for _, e := range tx.Environments(org.Id) {
-				if e.IsDeleted || e.ExpiresAt == nil {
+				if e.IsDeleted {
+					if s.cfg.DeletedRetention > 0 && len(purge) < PurgeBatch && !fsm.DeletedAt(e).After(now.Add(-s.cfg.DeletedRetention)) {
+						purge = append(purge, e.Id)
+					}
+					continue
+				}
+				if e.ExpiresAt == nil {
 					continue
 				}
 				switch at := e.ExpiresAt.AsTime(); {
@@ -138,17 +149,30 @@ func (s *Server) reapLoop(ctx context.Context) {
 				}
 			}
 		}
-		if len(expired) == 0 && len(warn) == 0 {
-			continue
+		if len(expired) > 0 || len(warn) > 0 {
+			cmd := &atollv1.Command{Actor: "system:ttl", Cmd: &atollv1.Command_ExpireEnvironments{ExpireEnvironments: &atollv1.ExpireEnvironmentsCmd{EnvironmentIds: expired, WarnIds: warn}}}
+			if _, err := s.applySystem(cmd); err != nil {
+				s.log.Warn("expire environments", "err", err)
+			} else {
+				s.log.Info("environment TTLs", "expired", len(expired), "warned", len(warn))
+			}
 		}
-		cmd := &atollv1.Command{Actor: "system:ttl", Cmd: &atollv1.Command_ExpireEnvironments{ExpireEnvironments: &atollv1.ExpireEnvironmentsCmd{EnvironmentIds: expired, WarnIds: warn}}}
-		if _, err := s.applySystem(cmd); err != nil {
-			s.log.Warn("expire environments", "err", err)
-		} else {
-			s.log.Info("environment TTLs", "expired", len(expired), "warned", len(warn))
+		if len(purge) > 0 {
+			cmd := &atollv1.Command{Actor: "system:retention", Cmd: &atollv1.Command_PurgeDeletedEnvironments{PurgeDeletedEnvironments: &atollv1.PurgeDeletedEnvironmentsCmd{
+				EnvironmentIds: purge, DeletedBefore: timestamppb.New(now.Add(-s.cfg.DeletedRetention)),
+			}}}
+			if _, err := s.applySystem(cmd); err != nil {
+				s.log.Warn("purge deleted environments", "err", err)
+			} else {
+				s.log.Info("purged environments deleted longer than the retention", "count", len(purge), "retention", s.cfg.DeletedRetention)
+			}
 		}
 	}
 }
+
+// PurgeBatch bounds how many soft-deleted environments the leader purges in
+// one command (one reap tick); more wait for the next ticks.
+const PurgeBatch = 100
 
 // joinLoop asks the cluster to add this server until it is a member.
 func (s *Server) joinLoop() {

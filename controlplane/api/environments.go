@@ -405,11 +405,12 @@ func (s *envService) UpdateEnvironment(ctx context.Context, req *atollv1.UpdateE
 }
 
 func (s *envService) DeleteEnvironment(ctx context.Context, req *atollv1.DeleteEnvironmentRequest) (*emptypb.Empty, error) {
-	if _, err := s.getEnv(ctx, s.snap(), req.EnvironmentId, false); err != nil {
+	// A purge also takes a soft-deleted environment.
+	if _, err := s.getEnv(ctx, s.snap(), req.EnvironmentId, req.Purge); err != nil {
 		return nil, err
 	}
 	cmd := s.command(ctx)
-	cmd.Cmd = &atollv1.Command_DeleteEnvironment{DeleteEnvironment: &atollv1.DeleteEnvironmentCmd{EnvironmentId: req.EnvironmentId, Force: req.Force}}
+	cmd.Cmd = &atollv1.Command_DeleteEnvironment{DeleteEnvironment: &atollv1.DeleteEnvironmentCmd{EnvironmentId: req.EnvironmentId, Force: req.Force, Purge: req.Purge}}
 	if _, err := s.apply(ctx, cmd); err != nil {
 		return nil, err
 	}
@@ -495,7 +496,7 @@ func (s *envService) StopEnvironment(ctx context.Context, req *atollv1.StopEnvir
 var eventTypes = map[string]string{
 	"environment.created": "created", "environment.updated": "updated", "environment.deleted": "deleted",
 	"environment.restored": "restored", "environment.status_changed": "status_changed", "environment.expired": "deleted",
-	"environment.expiring": "expiring",
+	"environment.expiring": "expiring", "environment.purged": "purged",
 }
 
 func (s *envService) WatchEnvironment(req *atollv1.WatchEnvironmentRequest, stream atollv1.EnvironmentService_WatchEnvironmentServer) error {
@@ -578,6 +579,9 @@ func (s *envService) WatchEnvironment(req *atollv1.WatchEnvironmentRequest, stre
 				EventType: eventTypes[ev.Type], Environment: present(ev.Environment), Timestamp: ev.Time, Index: ev.Index,
 			}); err != nil {
 				return err
+			}
+			if ev.Type == "environment.purged" && req.EnvironmentId != "" {
+				return nil // the environment is gone for good: nothing more will come
 			}
 		}
 		select {

@@ -797,7 +797,8 @@ func writeErrorNamed(w http.ResponseWriter, st *status.Status, code int, name st
 
 // connectHandler serves POST /<pkg>.<Service>/<Method> with a JSON request
 // body (Connect's unary JSON protocol); "teabar.v1" is accepted as an alias
-// of "atoll.v1". Other POSTs go to the REST gateway.
+// of "atoll.v1", except that its DeleteEnvironment purges (Teabar's API
+// promises a permanent delete). Other POSTs go to the REST gateway.
 func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		svc, method, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -819,8 +820,9 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 			st := status.Convert(inputViolation(err))
 			failStatus(st, httpStatus(st))
 		}
+		teabar := false
 		if p, ok := strings.CutPrefix(svc, "teabar.v1."); ok {
-			svc = "atoll.v1." + p
+			svc, teabar = "atoll.v1."+p, true
 		}
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
 		sd, isSvc := d.(protoreflect.ServiceDescriptor)
@@ -846,6 +848,11 @@ func connectHandler(conn *grpc.ClientConn, rest http.Handler) http.Handler {
 		if err != nil {
 			fail(err)
 			return
+		}
+		if d, ok := req.(*atollv1.DeleteEnvironmentRequest); ok && teabar {
+			// Teabar documents DeleteEnvironment as a permanent delete;
+			// atoll.v1 (and REST) stay soft unless purge is asked for.
+			d.Purge = true
 		}
 		resp := out.New().Interface()
 		if err := conn.Invoke(outgoingAuth(r), "/"+svc+"/"+method, req, resp); err != nil {
