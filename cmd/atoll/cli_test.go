@@ -341,6 +341,18 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("after snapshot restore: %+v", env)
 	}
 
+	// purge: only with --yes; a live environment, or a deleted one by name
+	err = cli.fails("env", "delete", "second", "--purge")
+	mustContain(t, "purge without --yes", err.Error(), "--yes", "cannot be undone")
+	mustContain(t, "purge", cli.ok("env", "delete", "second", "--purge", "--yes"), "purged environment "+env.ID)
+	err = cli.fails("env", "get", env.ID)
+	mustContain(t, "get a purged environment", err.Error(), "not found")
+	cli.ok("env", "delete", "api-dev")
+	mustContain(t, "purge a deleted environment", cli.ok("env", "delete", "api-dev", "--purge", "--yes"), "purged environment")
+	if out := cli.ok("env", "list", "--all"); strings.Contains(out, "api-dev") || strings.Contains(out, env.ID) {
+		t.Fatalf("env list --all shows purged environments:\n%s", out)
+	}
+
 	if err := stop(); err != nil {
 		t.Fatalf("atoll dev returned %v after cancel, want nil", err)
 	}

@@ -342,18 +342,27 @@ func envUpdate() *command {
 }
 
 func envDelete() *command {
-	return leaf("env delete", "ID|NAME", "delete an environment (restorable with `env restore`)", 1, 1, func(fs *flag.FlagSet) func(*call) error {
+	return leaf("env delete", "ID|NAME", "delete an environment (restorable with `env restore`; --purge --yes: permanently)", 1, 1, func(fs *flag.FlagSet) func(*call) error {
 		force := fs.Bool("force", false, "accepted for compatibility: a delete always stops the apps first (undo with env restore)")
+		purge := fs.Bool("purge", false, "delete permanently: the environment, its history, apps, volumes (and their data), variable sets and files; also for an already deleted one; cannot be undone (needs --yes)")
+		yes := fs.Bool("yes", false, "confirm --purge")
 		return func(c *call) error {
-			id, err := resolveEnv(c, c.args[0], false)
+			if *purge && !*yes {
+				return usagef("atoll env delete --purge cannot be undone: add --yes to confirm (without --purge, a delete can be restored)")
+			}
+			id, err := resolveEnv(c, c.args[0], *purge)
 			if err != nil {
 				return err
 			}
-			if _, err := envClient(c).DeleteEnvironment(c.ctx, &atollv1.DeleteEnvironmentRequest{EnvironmentId: id, Force: *force}); err != nil {
+			if _, err := envClient(c).DeleteEnvironment(c.ctx, &atollv1.DeleteEnvironmentRequest{EnvironmentId: id, Force: *force, Purge: *purge}); err != nil {
 				return err
 			}
 			if c.json() {
-				fmt.Fprintf(c.e.stdout, "{\"environmentId\": %q, \"deleted\": true}\n", id)
+				fmt.Fprintf(c.e.stdout, "{\"environmentId\": %q, \"deleted\": true, \"purged\": %t}\n", id, *purge)
+				return nil
+			}
+			if *purge {
+				fmt.Fprintf(c.e.stdout, "purged environment %s (permanently deleted)\n", id)
 				return nil
 			}
 			fmt.Fprintf(c.e.stdout, "deleted environment %s (undo: atoll env restore %s)\n", id, id)

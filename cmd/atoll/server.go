@@ -30,6 +30,7 @@ func serverFlags(fs *flag.FlagSet, cfg *controlplane.Config, getenv func(string)
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "REST API and /metrics listen address")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&cfg.MaxTTL, "max-ttl", cfg.MaxTTL, "longest environment TTL accepted")
+	fs.DurationVar(&cfg.DeletedRetention, "deleted-retention", cfg.DeletedRetention, "how long a deleted environment stays restorable before it is purged (0: forever)")
 	join := fs.String("join", "", "comma-separated gRPC addresses of servers of the cluster to join")
 	fs.StringVar(&cfg.JoinToken, "token", getenv("ATOLL_TOKEN"), "token with cluster:admin, for --join (env ATOLL_TOKEN)")
 	return join
