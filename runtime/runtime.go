@@ -66,3 +66,17 @@ type Runtime interface {
 	// VolumeSizeMB returns the bytes stored in a volume, in MB (2^20 bytes).
 	VolumeSizeMB(ctx context.Context, name string) (float64, error)
 }
+
+// ProbeRemover is implemented by a Runtime that makes short-lived helper
+// containers of its own ("probes"; the Docker runtime reads an image's
+// /etc/passwd and /etc/group through one to resolve file owners). List never
+// returns them. A probe is removed right after use, even when the caller's
+// context ends; RemoveStaleProbes removes the ones a process that died
+// mid-call, or a failed removal, left behind.
+type ProbeRemover interface {
+	// RemoveStaleProbes removes the probes whose labels include selector and
+	// that no call of this runtime is using, and returns how many it removed.
+	// Probes carry the labels of the container they were made for (less
+	// LabelAlloc).
+	RemoveStaleProbes(ctx context.Context, selector map[string]string) (int, error)
+}

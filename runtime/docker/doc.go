@@ -15,7 +15,10 @@
 // directory per created container, with the requested owner and mode, and
 // bind-mounted read-only; Remove deletes them with the container. Owner
 // names are looked up in the image's /etc/passwd and /etc/group, read once
-// per image through a created-but-never-started container.
+// per image through a created-but-never-started "probe" container, which is
+// removed even when the caller's context ends; RemoveStaleProbes removes the
+// probes a process that died mid-lookup left behind (the agent calls it when
+// it starts).
 //
 // Storage is measured, not enforced here: the writable layer (SizeRw) plus
 // the bytes in the container's named volumes. Docker can only cap the

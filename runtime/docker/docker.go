@@ -99,10 +99,17 @@ type Runtime struct {
 	cfg Config
 	log *slog.Logger
 
+	// session tells this Runtime's probe containers from those of other
+	// (earlier) ones; see RemoveStaleProbes.
+	session string
+
 	mu      sync.Mutex
 	cpu     map[string]cpuSample // last CPU sample per container id, for Stats
 	userDBs map[string]userDB    // image id -> its /etc/passwd and /etc/group
+	probes  map[string]struct{}  // names of the probe containers in use
 }
+
+var _ runtime.ProbeRemover = (*Runtime)(nil)
 
 var _ runtime.Runtime = (*Runtime)(nil)
 
@@ -137,8 +144,10 @@ func NewWithClient(cli client.APIClient, cfg Config) (*Runtime, error) {
 		cli:     cli,
 		cfg:     cfg,
 		log:     log,
+		session: randomHex(8),
 		cpu:     map[string]cpuSample{},
 		userDBs: map[string]userDB{},
+		probes:  map[string]struct{}{},
 	}, nil
 }
 

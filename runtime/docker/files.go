@@ -8,14 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 
@@ -40,7 +43,7 @@ func (r *Runtime) writeFiles(ctx context.Context, spec runtime.ContainerSpec, im
 		}
 		var db userDB
 		if o.NeedsLookup() {
-			if db, err = r.imageUserDB(ctx, imageID); err != nil {
+			if db, err = r.imageUserDB(ctx, imageID, spec.Labels); err != nil {
 				return nil, "", fmt.Errorf("files[%d]: reading users of image %q: %w", i, spec.Image, err)
 			}
 		}
@@ -137,41 +140,76 @@ func randomHex(n int) string {
 // userDB is an image's /etc/passwd and /etc/group (nil when absent).
 type userDB struct{ passwd, group []byte }
 
-// probeLabel marks the short-lived containers used to read image files, so
-// that a crashed agent's leftovers can be found and removed.
+// probeLabel marks the short-lived containers used to read image files
+// ("probes"); its value is the session of the Runtime that made the probe.
+// A probe is never started, so AutoRemove cannot help: it is removed right
+// after use, and RemoveStaleProbes removes the ones a process that died
+// mid-lookup (or a failed removal) left behind.
 const probeLabel = "atoll.runtime.probe"
+
+// probeTimeout bounds the creation and the removal of one probe.
+const probeTimeout = 30 * time.Second
 
 // imageUserDB reads /etc/passwd and /etc/group from the image through a
 // container that is created, never started, and removed. Results are cached
-// per image id (an image's content never changes).
-func (r *Runtime) imageUserDB(ctx context.Context, imageID string) (userDB, error) {
+// per image id (an image's content never changes). The probe carries labels
+// (those of the container it is for, less runtime.LabelAlloc: it is no
+// instance), so that RemoveStaleProbes with the agent's selector finds it.
+func (r *Runtime) imageUserDB(ctx context.Context, imageID string, labels map[string]string) (userDB, error) {
 	r.mu.Lock()
 	db, ok := r.userDBs[imageID]
 	r.mu.Unlock()
 	if ok {
 		return db, nil
 	}
-	resp, err := r.cli.ContainerCreate(ctx,
+	if err := ctx.Err(); err != nil {
+		return userDB{}, err
+	}
+	// The probe is named before it exists and marked in use until its
+	// removal returns: removal needs no id from the engine, and
+	// RemoveStaleProbes leaves it alone meanwhile.
+	name := "atoll-probe-" + r.session + "-" + randomHex(4)
+	r.mu.Lock()
+	r.probes[name] = struct{}{}
+	r.mu.Unlock()
+	defer func() {
+		// Not the caller's context: the probe must go even if it was cancelled.
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		defer cancel()
+		if err := r.cli.ContainerRemove(rmCtx, name, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			r.log.Warn("removing probe container failed; RemoveStaleProbes will retry", "name", name, "err", err)
+		}
+		r.mu.Lock()
+		delete(r.probes, name)
+		r.mu.Unlock()
+	}()
+	probeLabels := maps.Clone(labels)
+	if probeLabels == nil {
+		probeLabels = map[string]string{}
+	}
+	delete(probeLabels, runtime.LabelAlloc)
+	probeLabels[probeLabel] = r.session
+	// Nor for the create: the engine may still create a container whose
+	// request the caller abandoned, after the removal above found nothing.
+	// Waiting for the answer (a create is quick) closes that gap.
+	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+	resp, err := r.cli.ContainerCreate(createCtx,
 		&container.Config{
 			Image:           imageID,
 			Entrypoint:      []string{"/atoll-probe-never-started"},
 			Cmd:             []string{},
-			Labels:          map[string]string{probeLabel: "true"},
+			Labels:          probeLabels,
 			NetworkDisabled: true,
 		},
 		&container.HostConfig{NetworkMode: "none", CapDrop: []string{"ALL"}},
-		&network.NetworkingConfig{}, nil, "")
+		&network.NetworkingConfig{}, nil, name)
+	cancel()
 	if err != nil {
 		return userDB{}, fmt.Errorf("create probe container: %w", err)
 	}
-	defer func() {
-		// Not the caller's context: the probe must go even if it was cancelled.
-		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := r.cli.ContainerRemove(rmCtx, resp.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-			r.log.Warn("removing probe container", "id", resp.ID, "err", err)
-		}
-	}()
+	if err := ctx.Err(); err != nil {
+		return userDB{}, err
+	}
 	if db.passwd, err = r.copyFileFrom(ctx, resp.ID, "/etc/passwd"); err != nil {
 		return userDB{}, err
 	}
@@ -182,6 +220,51 @@ func (r *Runtime) imageUserDB(ctx context.Context, imageID string) (userDB, erro
 	r.userDBs[imageID] = db
 	r.mu.Unlock()
 	return db, nil
+}
+
+// RemoveStaleProbes removes the probe containers whose labels include
+// selector and that no call of this Runtime is using: those left by a
+// process that died (or whose context ended) mid-lookup, or whose removal
+// failed. It returns how many it removed. The agent calls it when it starts
+// and after every adoption pass, with its ContainerLabels; one agent owns the
+// containers of its selector on an engine, so a probe of another Runtime
+// there belongs to a process that is gone.
+func (r *Runtime) RemoveStaleProbes(ctx context.Context, selector map[string]string) (int, error) {
+	args := filters.NewArgs(filters.Arg("label", probeLabel))
+	for _, k := range slices.Sorted(maps.Keys(selector)) {
+		args.Add("label", k+"="+selector[k])
+	}
+	cs, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	if err != nil {
+		return 0, fmt.Errorf("list probe containers: %w", err)
+	}
+	removed := 0
+	var errs []error
+	for _, c := range cs {
+		if c.Labels[probeLabel] == "" || !runtime.MatchLabels(c.Labels, selector) {
+			continue
+		}
+		name := c.ID
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		r.mu.Lock()
+		_, inUse := r.probes[name]
+		r.mu.Unlock()
+		if inUse {
+			continue
+		}
+		err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		switch {
+		case err == nil:
+			removed++
+			r.log.Debug("removed a stale probe container", "name", name)
+		case cerrdefs.IsNotFound(err):
+		default:
+			errs = append(errs, fmt.Errorf("remove probe container %s: %w", name, err))
+		}
+	}
+	return removed, errors.Join(errs...)
 }
 
 // copyFileFrom returns a small regular file from a container's filesystem,

@@ -17,8 +17,8 @@ const TestLabel = "atoll.test"
 
 // NewTestRuntime returns a Runtime on the local engine for tests, with
 // files under t.TempDir(), and a unique value for TestLabel. Everything the
-// test creates with the label TestLabel=value (containers first, then
-// volumes) is removed when the test ends, so parallel tests and packages do
+// test creates with the label TestLabel=value (containers first, then probe
+// containers, then volumes) is removed when the test ends, so parallel tests and packages do
 // not collide and leave nothing behind.
 func NewTestRuntime(t testing.TB) (*Runtime, string) {
 	t.Helper()
@@ -55,6 +55,9 @@ func NewTestRuntime(t testing.TB) (*Runtime, string) {
 			if err := rt.Remove(ctx, c.ID); err != nil {
 				t.Errorf("cleanup: %v", err)
 			}
+		}
+		if _, err := rt.RemoveStaleProbes(ctx, sel); err != nil {
+			t.Errorf("cleanup: %v", err)
 		}
 		vs, err := rt.ListVolumes(ctx, sel)
 		if err != nil {

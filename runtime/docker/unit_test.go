@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/atollhq/atoll/runtime"
 )
@@ -250,5 +253,128 @@ func TestEnsureImageGivesUpOnAStalledPull(t *testing.T) {
 	r, _ = NewWithClient(stalled, cfg)
 	if err := r.EnsureImage(ctx, "hello:2"); errors.Is(err, runtime.ErrImageNotFound) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// probeStub answers the container calls of an owner lookup like an engine
+// that creates a container even when the caller gives up on the request.
+type probeStub struct {
+	client.APIClient
+	creating, release chan struct{} // when set, ContainerCreate signals and waits
+
+	mu         sync.Mutex
+	createCtx  error                        // the create context's error when it answered
+	created    map[string]map[string]string // name -> labels
+	removed    []string
+	removeErr  error
+	containers []container.Summary
+}
+
+func (s *probeStub) ContainerCreate(ctx context.Context, cfg *container.Config, _ *container.HostConfig, _ *network.NetworkingConfig, _ *ocispec.Platform, name string) (container.CreateResponse, error) {
+	if s.creating != nil {
+		close(s.creating)
+		<-s.release
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.created[name] = cfg.Labels // the engine got the request: the container exists
+	s.createCtx = ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return container.CreateResponse{}, err
+	}
+	return container.CreateResponse{ID: "id-" + name}, nil
+}
+
+func (s *probeStub) CopyFromContainer(ctx context.Context, id, p string) (io.ReadCloser, container.PathStat, error) {
+	return nil, container.PathStat{}, fmt.Errorf("no such file %s: %w", p, cerrdefs.ErrNotFound)
+}
+
+func (s *probeStub) ContainerRemove(ctx context.Context, id string, _ container.RemoveOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removed = append(s.removed, id)
+	return s.removeErr
+}
+
+func (s *probeStub) ContainerList(ctx context.Context, _ container.ListOptions) ([]container.Summary, error) {
+	return s.containers, nil
+}
+
+// A caller that gives up while the engine creates the probe does not leave
+// it behind: the create is not cut short, and the probe is removed by the
+// name it was given. A probe whose removal fails is no longer "in use".
+func TestProbeRemovedWhenLookupCancelledDuringCreate(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.FilesDir = t.TempDir()
+	stub := &probeStub{creating: make(chan struct{}), release: make(chan struct{}), created: map[string]map[string]string{}}
+	r, err := NewWithClient(stub, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.imageUserDB(ctx, "sha256:img", map[string]string{"atoll.test": "scope", runtime.LabelAlloc: "inst-1"})
+		done <- err
+	}()
+	<-stub.creating
+	cancel()
+	close(stub.release)
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled lookup: %v", err)
+	}
+	if stub.createCtx != nil {
+		t.Errorf("the probe's create was cut short: %v", stub.createCtx)
+	}
+	if len(stub.created) != 1 {
+		t.Fatalf("created %v", stub.created)
+	}
+	for name, labels := range stub.created {
+		if !slices.Equal(stub.removed, []string{name}) {
+			t.Errorf("created %s, removed %v", name, stub.removed)
+		}
+		if labels[probeLabel] != r.session || labels["atoll.test"] != "scope" || labels[runtime.LabelAlloc] != "" {
+			t.Errorf("probe labels %v", labels)
+		}
+	}
+	if len(r.probes) != 0 || len(r.userDBs) != 0 {
+		t.Errorf("after a cancelled lookup: probes in use %v, cached %v", r.probes, r.userDBs)
+	}
+
+	// Removal fails: the lookup still succeeds, and the probe is left to
+	// RemoveStaleProbes.
+	stub = &probeStub{created: map[string]map[string]string{}, removeErr: errors.New("engine busy")}
+	r, _ = NewWithClient(stub, cfg)
+	if _, err := r.imageUserDB(context.Background(), "sha256:img", nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(stub.removed) != 1 || len(r.probes) != 0 {
+		t.Errorf("removed %v, in use %v", stub.removed, r.probes)
+	}
+}
+
+// RemoveStaleProbes removes the probes of its selector except the ones in
+// use, and reports a failed removal.
+func TestRemoveStaleProbesSkipsProbesInUse(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.FilesDir = t.TempDir()
+	stub := &probeStub{created: map[string]map[string]string{}}
+	r, _ := NewWithClient(stub, cfg)
+	r.probes["atoll-probe-mine-1"] = struct{}{}
+	sel := map[string]string{"atoll.test": "scope"}
+	stub.containers = []container.Summary{
+		{ID: "c1", Names: []string{"/atoll-probe-mine-1"}, Labels: map[string]string{probeLabel: r.session, "atoll.test": "scope"}},
+		{ID: "c2", Names: []string{"/atoll-probe-dead-1"}, Labels: map[string]string{probeLabel: "dead", "atoll.test": "scope"}},
+		{ID: "c3", Names: []string{"/atoll-probe-dead-2"}, Labels: map[string]string{probeLabel: "dead", "atoll.test": "other"}},
+		{ID: "c4", Names: []string{"/web"}, Labels: map[string]string{"atoll.test": "scope"}},
+		{ID: "c5", Names: []string{"/atoll-probe-old"}, Labels: map[string]string{probeLabel: "true", "atoll.test": "scope"}},
+	}
+	n, err := r.RemoveStaleProbes(context.Background(), sel)
+	if n != 2 || err != nil || !slices.Equal(stub.removed, []string{"c2", "c5"}) {
+		t.Fatalf("removed %d %v (%v), want c2 and c5", n, stub.removed, err)
+	}
+	stub.removed, stub.removeErr = nil, errors.New("engine busy")
+	if n, err := r.RemoveStaleProbes(context.Background(), sel); n != 0 || err == nil || !strings.Contains(err.Error(), "atoll-probe-dead-1: engine busy") {
+		t.Fatalf("failing removal: %d %v", n, err)
 	}
 }
