@@ -394,6 +394,7 @@ func (a *Agent) runtimeLoop(ctx context.Context) {
 	if warned {
 		a.log.Info("container runtime reachable again")
 	}
+	a.removeStaleProbes(ctx)
 	a.mu.Lock()
 	a.ready = true
 	a.syncLocked()
@@ -492,6 +493,27 @@ func (a *Agent) removeUnclaimed(ctx context.Context) {
 		}
 	}
 	a.removeDeletedVolumes(ctx)
+	a.removeStaleProbes(ctx)
+}
+
+// removeStaleProbes removes the runtime's helper containers (see
+// runtime.ProbeRemover) that an agent process which died mid-lookup, or a
+// failed removal, left behind: at start-up, before any worker runs, and
+// after every adoption pass.
+func (a *Agent) removeStaleProbes(ctx context.Context) {
+	pr, ok := a.rt.(runtime.ProbeRemover)
+	if !ok {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.RuntimeTimeout)
+	defer cancel()
+	n, err := pr.RemoveStaleProbes(rctx, a.cfg.ContainerLabels)
+	if n > 0 {
+		a.log.Info("removed stale probe containers", "count", n)
+	}
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("removing stale probe containers failed; will retry after the next full set", "err", err)
+	}
 }
 
 // removeDeletedVolumes removes the Docker volumes of atoll volumes that no

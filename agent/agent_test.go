@@ -453,6 +453,33 @@ func TestRuntimeUnreachableAtStart(t *testing.T) {
 	srv.AwaitStatus(t, wait, "i1", "running once the runtime answers", running)
 }
 
+// The runtime's probe containers that an agent which died mid-lookup left
+// behind are removed when the next one starts (only those of its
+// ContainerLabels), and again after a full set if that failed.
+func TestRemovesStaleProbes(t *testing.T) {
+	mine := map[string]string{"atoll.test": "mine"}
+	for _, failFirst := range []bool{false, true} {
+		srv := agenttest.New(t)
+		srv.SetAssignments(assignment("i1"))
+		f := newFake()
+		f.LeaveProbe(mine)
+		f.LeaveProbe(map[string]string{"atoll.test": "mine", runtime.LabelApp: "app-1"})
+		f.LeaveProbe(map[string]string{"atoll.test": "other"})
+		if failFirst {
+			f.FailNext(fake.OpRemoveProbes, errors.New("engine busy"))
+		}
+		cfg := testConfig(t, t.TempDir(), srv.Addr)
+		cfg.ContainerLabels = mine
+		a := start(t, cfg, f)
+		srv.AwaitStatus(t, wait, "i1", "running", running)
+		srv.Await(t, wait, "stale probes removed", func() bool { return len(f.Probes()) == 1 })
+		if left := f.Probes(); left[0]["atoll.test"] != "other" {
+			t.Fatalf("failFirst=%v: probes left %v, want the other agent's", failFirst, left)
+		}
+		a.stop()
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	c := agent.DefaultConfig()
 	c.DataDir = "relative"

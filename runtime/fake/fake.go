@@ -45,6 +45,7 @@ const (
 	OpRemoveVolume Op = "RemoveVolume"
 	OpListVolumes  Op = "ListVolumes"
 	OpVolumeSize   Op = "VolumeSizeMB"
+	OpRemoveProbes Op = "RemoveStaleProbes"
 )
 
 // Behavior is what a container does when it is started.
@@ -101,6 +102,7 @@ type Fake struct {
 	behaviors  map[string]Behavior // by container name
 	imageBeh   map[string]Behavior // by image ref
 	failures   map[Op][]error
+	probes     []map[string]string // labels of stale probes (LeaveProbe)
 	nextID     int
 	nextPort   int
 	nextIP     int
@@ -111,7 +113,10 @@ type Fake struct {
 	ExecFunc func(id string, cmd []string) (runtime.ExecResult, error)
 }
 
-var _ runtime.Runtime = (*Fake)(nil)
+var (
+	_ runtime.Runtime      = (*Fake)(nil)
+	_ runtime.ProbeRemover = (*Fake)(nil)
+)
 
 type ctr struct {
 	info    runtime.ContainerInfo // IPAddress and Ports only while running
@@ -807,4 +812,37 @@ func (f *Fake) VolumeSizeMB(ctx context.Context, name string) (float64, error) {
 		return 0, fmt.Errorf("%w: %q", runtime.ErrVolumeNotFound, name)
 	}
 	return v.sizeMB, nil
+}
+
+// LeaveProbe adds a stale probe container with labels, as a process that
+// died mid-lookup leaves one behind. The fake makes no probes of its own (it
+// resolves file owners from Image), so every probe is stale; List never
+// shows them.
+func (f *Fake) LeaveProbe(labels map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probes = append(f.probes, maps.Clone(labels))
+}
+
+// Probes returns the labels of the stale probes left.
+func (f *Fake) Probes() []map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]map[string]string, len(f.probes))
+	for i, p := range f.probes {
+		out[i] = maps.Clone(p)
+	}
+	return out
+}
+
+// RemoveStaleProbes removes the probes whose labels include selector.
+func (f *Fake) RemoveStaleProbes(ctx context.Context, selector map[string]string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.failure(OpRemoveProbes); err != nil {
+		return 0, err
+	}
+	n := len(f.probes)
+	f.probes = slices.DeleteFunc(f.probes, func(l map[string]string) bool { return runtime.MatchLabels(l, selector) })
+	return n - len(f.probes), nil
 }
