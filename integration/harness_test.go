@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -215,4 +216,21 @@ func get(m any, path ...string) any {
 		m = mm[p]
 	}
 	return m
+}
+
+// describeContainers names each container with its state and atoll labels,
+// for failure messages.
+func describeContainers(cs []container.Summary) string {
+	var parts []string
+	for _, c := range cs {
+		var ls []string
+		for k, v := range c.Labels {
+			if strings.HasPrefix(k, "atoll.") {
+				ls = append(ls, k+"="+v)
+			}
+		}
+		sort.Strings(ls)
+		parts = append(parts, fmt.Sprintf("%s %v %s [%s]", c.ID[:12], c.Names, c.State, strings.Join(ls, " ")))
+	}
+	return fmt.Sprintf("%d containers: %s", len(cs), strings.Join(parts, "; "))
 }

@@ -178,6 +178,11 @@ func TestSingleHostAppLifecycle(t *testing.T) {
 		return code == 200 && b == "kept"
 	})
 
+	// The replaced container is stopped and removed.
+	waitFor(t, 30*time.Second, "restart leaves one container", func() bool {
+		return len(h.containers("atoll.app", appID)) == 1
+	})
+
 	// Logs through the API contain the requests the app served.
 	var logs string
 	waitFor(t, 20*time.Second, "logs via API", func() bool {
@@ -220,7 +225,7 @@ func TestSingleHostAppLifecycle(t *testing.T) {
 	})
 	after := h.containers("atoll.app", appID)
 	if len(after) != 1 || len(before) != 1 || after[0].ID != before[0].ID {
-		t.Fatalf("adoption: before %d containers, after %d (ids equal: %v)", len(before), len(after), len(after) == 1 && len(before) == 1 && after[0].ID == before[0].ID)
+		t.Fatalf("adoption: before %s, after %s", describeContainers(before), describeContainers(after))
 	}
 
 	// Quota exceeded: clear error, nothing started.
