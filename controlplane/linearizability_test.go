@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,7 +118,7 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 		nEnvs      = 3
 		nClients   = 4
 		opsPerCli  = 40
-		workload   = 8 * time.Second // hard cap on the workload phase
+		workload   = 40 * time.Second // hard cap on the workload phase
 		opTimeout  = 3 * time.Second
 		killAfter  = 1000 * time.Millisecond
 		downFor    = 1000 * time.Millisecond
@@ -143,6 +144,8 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 
 	start := time.Now()
 	now := func() int64 { return int64(time.Since(start)) }
+	var restartedAt atomic.Int64 // set below; declared here for after()
+	after := func(call int64) bool { r := restartedAt.Load(); return r != 0 && call >= r }
 	stop := start.Add(workload)
 
 	var (
@@ -157,13 +160,18 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 		history = append(history, op)
 	}
 
+	// restartedAt (above) is when the killed leader was started again (0
+	// before). Each client goes on past opsPerCli until it has completed an
+	// operation called after that: the cluster's recovery, not its speed on a
+	// loaded machine, is what the test asserts.
+	recovered := make([]bool, nClients)
 	var wg sync.WaitGroup
 	for client := 0; client < nClients; client++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(client), seed))
-			for i := 0; i < opsPerCli && time.Now().Before(stop); i++ {
+			for i := 0; (i < opsPerCli || !recovered[client]) && time.Now().Before(stop); i++ {
 				key := keys[rng.IntN(nEnvs)]
 				srv := rng.IntN(nServers)
 				envs := cl.envs(srv)
@@ -188,6 +196,7 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 					} else {
 						history = append(history, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: regOutput{}, Return: ret})
 						counts.ok++
+						recovered[client] = recovered[client] || after(call)
 					}
 					hmu.Unlock()
 				} else {
@@ -202,6 +211,7 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 						record(porcupine.Operation{ClientId: client, Input: regInput{key: key}, Call: call, Output: regOutput{value: e.Description}, Return: ret})
 						hmu.Lock()
 						counts.ok++
+						recovered[client] = recovered[client] || after(call)
 						hmu.Unlock()
 					}
 				}
@@ -221,6 +231,7 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 	time.Sleep(downFor)
 	s := c.Restart(li)
 	cl.set(li, cptest.Conn(t, s))
+	restartedAt.Store(now())
 	wg.Wait()
 	elapsed := time.Since(start)
 	c.WaitMembers(nServers)
@@ -229,8 +240,10 @@ func linearizabilityUnderLeaderFailure(t *testing.T, opts ...cptest.Option) {
 	defer hmu.Unlock()
 	t.Logf("killed leader %s; %d ops in %v: %d completed, %d writes with unknown outcome, %d failed reads",
 		killed, len(history)+counts.failedReads, elapsed.Round(time.Millisecond), counts.ok, counts.ambiguous, counts.failedReads)
-	if counts.ok < nClients*opsPerCli/2 {
-		t.Fatalf("only %d of %d operations completed: the cluster did not recover from the leader's failure", counts.ok, nClients*opsPerCli)
+	for client, ok := range recovered {
+		if !ok {
+			t.Fatalf("client %d completed no operation after the killed leader was restarted (%d completed in all, within %v): the cluster did not recover", client, counts.ok, workload)
+		}
 	}
 
 	res, info := porcupine.CheckOperationsVerbose(registerModel, history, checkLimit)
