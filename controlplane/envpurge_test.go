@@ -37,30 +37,26 @@ func orgAllocation(t *testing.T, ctx context.Context, orgs atollv1.OrganizationS
 // envLeftovers names what the state still holds of an environment: the
 // environment, its history, and the rows of every table with an env index.
 func envLeftovers(tx *state.Txn, envID string) []string {
+	counts := []struct {
+		what string
+		n    int
+	}{
+		{"history", len(tx.EnvironmentVersions(envID))},
+		{"apps", len(tx.Apps(envID))},
+		{"instances", len(tx.EnvInstances(envID))},
+		{"volumes", len(tx.Volumes(envID))},
+		{"variable sets", len(tx.VariableSets(envID))},
+		{"files", len(tx.Files(envID))},
+		{"deployments", len(tx.Deployments(envID))},
+	}
 	var out []string
 	if tx.Environment(envID) != nil {
 		out = append(out, "environment")
 	}
-	if len(tx.EnvironmentVersions(envID)) > 0 {
-		out = append(out, "history")
-	}
-	if len(tx.Apps(envID)) > 0 {
-		out = append(out, "apps")
-	}
-	if len(tx.EnvInstances(envID)) > 0 {
-		out = append(out, "instances")
-	}
-	if len(tx.Volumes(envID)) > 0 {
-		out = append(out, "volumes")
-	}
-	if len(tx.VariableSets(envID)) > 0 {
-		out = append(out, "variable sets")
-	}
-	if len(tx.Files(envID)) > 0 {
-		out = append(out, "files")
-	}
-	if len(tx.Deployments(envID)) > 0 {
-		out = append(out, "deployments")
+	for _, c := range counts {
+		if c.n > 0 {
+			out = append(out, c.what)
+		}
 	}
 	return out
 }

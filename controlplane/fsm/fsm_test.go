@@ -85,6 +85,48 @@ func hash(t *testing.T, f *fsm.FSM) string {
 	return h
 }
 
+// replayEverywhichWay applies cmds in one batch (each must be accepted), one
+// by one, and after a snapshot restore at every cut, fails the test unless all
+// give the same state, and returns the batched FSM.
+func replayEverywhichWay(t *testing.T, cmds []*atollv1.Command) *fsm.FSM {
+	t.Helper()
+	batch := fsm.New(100, nil, nil)
+	for i, r := range apply(t, batch, 1, cmds) {
+		if r.Err != nil {
+			t.Fatalf("command %d refused: %v", i, r.Err)
+		}
+	}
+	want := hash(t, batch)
+	single := fsm.New(100, nil, nil)
+	for i, c := range cmds {
+		apply(t, single, uint64(i+1), []*atollv1.Command{c})
+	}
+	if hash(t, single) != want {
+		t.Fatal("batched and one-by-one application differ")
+	}
+	for cut := 1; cut < len(cmds); cut++ {
+		half := fsm.New(100, nil, nil)
+		apply(t, half, 1, cmds[:cut])
+		snap, err := half.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := snap.Persist(&memSink{Buffer: &buf}); err != nil {
+			t.Fatal(err)
+		}
+		restored := fsm.New(100, nil, nil)
+		if err := restored.Restore(io.NopCloser(&buf)); err != nil {
+			t.Fatal(err)
+		}
+		apply(t, restored, uint64(cut+1), cmds[cut:])
+		if hash(t, restored) != want {
+			t.Fatalf("restored after command %d then applied the rest: state differs", cut)
+		}
+	}
+	return batch
+}
+
 // The same log gives the same state, whether applied in one batch, one by
 // one, or restored from a snapshot taken half way.
 func TestDeterministicAcrossBatchingAndSnapshots(t *testing.T) {
@@ -98,38 +140,7 @@ func TestDeterministicAcrossBatchingAndSnapshots(t *testing.T) {
 		cmd(s.org, &atollv1.DeleteEnvironmentCmd{EnvironmentId: e2}),
 		cmd(s.org, &atollv1.RestoreEnvironmentCmd{EnvironmentId: e1, Version: 1}),
 	)
-	batch := fsm.New(100, nil, nil)
-	for i, r := range apply(t, batch, 1, s.cmds) {
-		if r.Err != nil {
-			t.Fatalf("command %d refused: %v", i, r.Err)
-		}
-	}
-	single := fsm.New(100, nil, nil)
-	for i, c := range s.cmds {
-		apply(t, single, uint64(i+1), []*atollv1.Command{c})
-	}
-	if hash(t, batch) != hash(t, single) {
-		t.Fatal("batched and one-by-one application differ")
-	}
-	half := fsm.New(100, nil, nil)
-	apply(t, half, 1, s.cmds[:3])
-	snap, err := half.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	sink := &memSink{Buffer: &buf}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	restored := fsm.New(100, nil, nil)
-	if err := restored.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
-	apply(t, restored, 4, s.cmds[3:])
-	if hash(t, restored) != hash(t, batch) {
-		t.Fatal("restored-then-applied state differs")
-	}
+	batch := replayEverywhichWay(t, s.cmds)
 	st, _ := batch.State()
 	tx := st.Snapshot()
 	if e := tx.Environment(e2); e.Slug != "review-app-2" || !e.IsDeleted {
@@ -189,39 +200,7 @@ func TestPurgeDeterministic(t *testing.T) {
 		cmd("", &atollv1.PurgeDeletedEnvironmentsCmd{EnvironmentIds: []string{kept, swept, live}, DeletedBefore: timestamppb.New(t0)}),
 		s.env(again, "live", 500),
 	)
-	batch := fsm.New(100, nil, nil)
-	for i, r := range apply(t, batch, 1, s.cmds) {
-		if r.Err != nil {
-			t.Fatalf("command %d refused: %v", i, r.Err)
-		}
-	}
-	single := fsm.New(100, nil, nil)
-	for i, c := range s.cmds {
-		apply(t, single, uint64(i+1), []*atollv1.Command{c})
-	}
-	if hash(t, batch) != hash(t, single) {
-		t.Fatal("batched and one-by-one application differ")
-	}
-	for cut := 1; cut < len(s.cmds); cut++ {
-		half := fsm.New(100, nil, nil)
-		apply(t, half, 1, s.cmds[:cut])
-		snap, err := half.Snapshot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := snap.Persist(&memSink{Buffer: &buf}); err != nil {
-			t.Fatal(err)
-		}
-		restored := fsm.New(100, nil, nil)
-		if err := restored.Restore(io.NopCloser(&buf)); err != nil {
-			t.Fatal(err)
-		}
-		apply(t, restored, uint64(cut+1), s.cmds[cut:])
-		if hash(t, restored) != hash(t, batch) {
-			t.Fatalf("restored at %d then applied: state differs", cut)
-		}
-	}
+	batch := replayEverywhichWay(t, s.cmds)
 	st, _ := batch.State()
 	tx := st.Snapshot()
 	for _, id := range []string{live, soft, swept} {
