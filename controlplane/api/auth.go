@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -189,6 +190,31 @@ func bearer(ctx context.Context) string {
 	return ""
 }
 
+// notBearer explains an Authorization header that is not a bearer token
+// ("Basic ...", a bare token), "" when there is none.
+func notBearer(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		v = strings.TrimSpace(v)
+		if strings.HasPrefix(v, TokenPrefix) {
+			return "the Authorization header lacks the \"Bearer \" scheme: send \"Authorization: Bearer atl_...\""
+		}
+		scheme, _, _ := strings.Cut(v, " ")
+		if scheme == "" || strings.EqualFold(scheme, "bearer") {
+			continue
+		}
+		if strings.EqualFold(scheme, "basic") {
+			scheme = "Basic"
+		} else if len(scheme) > 20 || strings.ContainsFunc(scheme, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+			scheme = "this"
+		} else {
+			scheme = strconv.Quote(scheme)
+		}
+		return scheme + " auth is not supported: send an API token as \"Authorization: Bearer atl_...\" (see `atoll token create`)"
+	}
+	return ""
+}
+
 // Authenticator checks tokens and permissions.
 type Authenticator struct {
 	Lookup TokenLookup
@@ -204,6 +230,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, fullMethod string) (co
 	}
 	secret := bearer(ctx)
 	if secret == "" {
+		if msg := notBearer(ctx); msg != "" {
+			return nil, apierr.Unauthenticated(msg)
+		}
 		return nil, apierr.Unauthenticated("missing API token: send the header \"Authorization: Bearer atl_...\" (see `atoll token create`)")
 	}
 	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 256 {

@@ -2,9 +2,15 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -291,6 +297,7 @@ func (s *tokenService) CreateToken(ctx context.Context, req *atollv1.CreateToken
 	if len(req.Scopes) == 0 {
 		v.Add("scopes", "is required: e.g. [\"env:read\"], [\"env:*\"] or [\"*\"]")
 	}
+	var missing []string
 	for i, sc := range req.Scopes {
 		known := false
 		for _, k := range KnownScopes {
@@ -299,9 +306,12 @@ func (s *tokenService) CreateToken(ctx context.Context, req *atollv1.CreateToken
 		switch {
 		case !known:
 			v.Add("scopes["+itoa(i)+"]", "unknown scope %q; known: %s", truncate(sc, 40), strings.Join(KnownScopes, ", "))
-		case !grantable(id.Scopes, sc):
-			return nil, apierr.PermissionDenied(sc)
+		case !grantable(id.Scopes, sc) && !slices.Contains(missing, sc):
+			missing = append(missing, sc)
 		}
+	}
+	if len(missing) > 0 {
+		return nil, scopesDenied(fmt.Sprintf("permission denied: cannot create a token with scope(s) %s: this token lacks them (a token can only grant scopes it holds itself)", quoteAll(missing)), missing)
 	}
 	d := checkTTL(&v, "ttl", req.Ttl, 10*365*24*timeHour)
 	if err := v.Err(); err != nil {
@@ -333,6 +343,36 @@ func grantable(have []string, want string) bool {
 	return HasScope(have, want)
 }
 
+// scopesDenied is PERMISSION_DENIED naming the scopes of another token that
+// the caller lacks.
+func scopesDenied(msg string, missing []string) error {
+	st, err := status.New(codes.PermissionDenied, msg).WithDetails(&errdetails.ErrorInfo{Reason: "MISSING_PERMISSION", Domain: apierr.Domain,
+		Metadata: map[string]string{"requiredPermission": missing[0], "missingScopes": strings.Join(missing, ",")}})
+	if err != nil {
+		return status.Error(codes.PermissionDenied, msg)
+	}
+	return st.Err()
+}
+
+// ungrantable returns the scopes of want that a holder of have cannot grant.
+func ungrantable(have, want []string) []string {
+	var out []string
+	for _, sc := range want {
+		if !grantable(have, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+func quoteAll(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	return strings.Join(q, ", ")
+}
+
 func containsExact(xs []string, x string) bool {
 	for _, y := range xs {
 		if y == x {
@@ -354,6 +394,14 @@ func (s *tokenService) ListTokens(ctx context.Context, _ *atollv1.ListTokensRequ
 func (s *tokenService) RevokeToken(ctx context.Context, req *atollv1.RevokeTokenRequest) (*emptypb.Empty, error) {
 	if err := CheckID("tokenId", "tok", req.TokenId); err != nil {
 		return nil, err
+	}
+	// A token may only revoke tokens it could have created: one holding
+	// scopes the caller lacks (e.g. "*") is out of its reach.
+	id := IdentityFrom(ctx)
+	if t := s.snap().Token(req.TokenId); t != nil && t.OrgId == id.OrgID {
+		if missing := ungrantable(id.Scopes, t.Scopes); len(missing) > 0 {
+			return nil, scopesDenied(fmt.Sprintf("permission denied: cannot revoke token %s (%s): it has scope(s) %s that this token lacks (a token can only revoke tokens whose scopes it holds itself)", t.Id, t.Name, quoteAll(missing)), missing)
+		}
 	}
 	cmd := s.command(ctx)
 	cmd.Cmd = &atollv1.Command_RevokeToken{RevokeToken: &atollv1.RevokeTokenCmd{TokenId: req.TokenId}}
