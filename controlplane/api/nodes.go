@@ -31,11 +31,22 @@ type NodeHealth interface {
 // reasons follow.
 const DrainBlockedPrefix = "cannot move off a draining node: "
 
-func (s *Services) presentNode(tx *state.Txn, n *atollv1.Node) *atollv1.Node {
+// Nodes are cluster resources: every organization whose tokens have
+// node:read sees every node's status and capacity (where its apps can run).
+// Who registered a node (registeredByToken, a token id of the organization
+// that joined it) and which apps of other organizations run on it are shown
+// only to that organization and to cluster admins.
+func (s *Services) presentNode(ctx context.Context, tx *state.Txn, n *atollv1.Node) *atollv1.Node {
 	out := proto.Clone(n).(*atollv1.Node)
+	viewer := nodeViewerOf(ctx)
+	if out.RegisteredByToken != "" && !viewer.admin {
+		if t := tx.Token(out.RegisteredByToken); t == nil || t.OrgId != viewer.org {
+			out.RegisteredByToken = ""
+		}
+	}
 	out.Allocated = fsm.NodeAllocated(tx, n.Id).Proto()
 	out.Instances = int32(len(tx.NodeInstances(n.Id)))
-	if blocked := drainBlocked(tx, n); blocked != "" {
+	if blocked := drainBlocked(tx, n, viewer); blocked != "" {
 		if out.StatusMessage != "" {
 			out.StatusMessage += "; "
 		}
@@ -56,10 +67,26 @@ func (s *Services) presentNode(tx *state.Txn, n *atollv1.Node) *atollv1.Node {
 //	2 cannot move: instance inst_1 of app big: 0/3 nodes available: 2 insufficient cpu, 1 draining; instances inst_2, inst_3 of app db: ...
 //
 // "" when every instance can move or the node is not draining.
-func drainBlocked(tx *state.Txn, n *atollv1.Node) string {
+// nodeViewer is who looks at a node: their organization, and whether they
+// administer the cluster.
+type nodeViewer struct {
+	org   string
+	admin bool
+}
+
+func nodeViewerOf(ctx context.Context) nodeViewer {
+	id := IdentityFrom(ctx)
+	if id == nil { // in-process callers
+		return nodeViewer{admin: true}
+	}
+	return nodeViewer{org: id.OrgID, admin: id.Has(PermClusterAdmin)}
+}
+
+func drainBlocked(tx *state.Txn, n *atollv1.Node, viewer nodeViewer) string {
 	if n.Status != atollv1.NodeStatus_NODE_DRAINING {
 		return ""
 	}
+	others := 0 // blocked instances of other organizations' apps: counted, not named
 	type group struct {
 		app *atollv1.App
 		why string
@@ -75,6 +102,11 @@ func drainBlocked(tx *state.Txn, n *atollv1.Node) string {
 		}
 		why, ok := strings.CutPrefix(app.GetStatus().GetMessage(), DrainBlockedPrefix)
 		if !ok {
+			continue
+		}
+		if !viewer.admin && app.OrgId != viewer.org {
+			others++
+			count++
 			continue
 		}
 		g := byApp[app.Id]
@@ -106,6 +138,12 @@ func drainBlocked(tx *state.Txn, n *atollv1.Node) string {
 		}
 		fmt.Fprintf(&b, "%s %s of app %s: %s", noun, strings.Join(g.ids, ", "), g.app.Name, g.why)
 	}
+	if others > 0 {
+		if len(groups) > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%d instance(s) of other organizations", others)
+	}
 	return b.String()
 }
 
@@ -114,7 +152,7 @@ func (s *nodeService) ListNodes(ctx context.Context, _ *atollv1.ListNodesRequest
 	nodes, _ := tx.Nodes()
 	resp := &atollv1.ListNodesResponse{}
 	for _, n := range nodes {
-		resp.Nodes = append(resp.Nodes, s.presentNode(tx, n))
+		resp.Nodes = append(resp.Nodes, s.presentNode(ctx, tx, n))
 	}
 	sort.Slice(resp.Nodes, func(i, j int) bool { return resp.Nodes[i].Name < resp.Nodes[j].Name })
 	return resp, nil
@@ -149,7 +187,7 @@ func (s *nodeService) GetNode(ctx context.Context, req *atollv1.GetNodeRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return s.presentNode(tx, n), nil
+	return s.presentNode(ctx, tx, n), nil
 }
 
 func (s *nodeService) DrainNode(ctx context.Context, req *atollv1.DrainNodeRequest) (*atollv1.Node, error) {
@@ -168,5 +206,5 @@ func (s *nodeService) DrainNode(ctx context.Context, req *atollv1.DrainNodeReque
 		return nil, err
 	}
 	tx = s.snap()
-	return s.presentNode(tx, tx.Node(n.Id)), nil
+	return s.presentNode(ctx, tx, tx.Node(n.Id)), nil
 }
