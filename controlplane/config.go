@@ -46,7 +46,11 @@ type Config struct {
 	// DeletedRetention: how long a soft-deleted environment stays
 	// restorable; the leader purges it after that. 0 keeps them forever.
 	DeletedRetention time.Duration
-	OrgName          string
+	// RolloutMinHealthy: how long a new instance of a rolling update must
+	// run before an old one stops for it (a container that crashes sooner
+	// halts the rollout instead). 0: as soon as it runs.
+	RolloutMinHealthy time.Duration
+	OrgName           string
 
 	// Raft timing and log compaction.
 	HeartbeatTimeout   time.Duration
@@ -94,6 +98,7 @@ func DefaultConfig() Config {
 		ReapInterval:       5 * time.Second,
 		ExpiryWarning:      10 * time.Minute,
 		DeletedRetention:   720 * time.Hour,
+		RolloutMinHealthy:  5 * time.Second,
 		OrgName:            "default",
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
@@ -129,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Join) > 0 && c.JoinToken == "" {
 		errs = append(errs, errors.New("--join needs a token with cluster:admin (--token or ATOLL_TOKEN)"))
+	}
+	if c.RolloutMinHealthy < 0 {
+		errs = append(errs, errors.New("rollout minimum healthy time must not be negative"))
 	}
 	if c.EventLimit < 1 {
 		errs = append(errs, errors.New("event limit must be at least 1"))

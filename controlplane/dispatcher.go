@@ -16,6 +16,7 @@ import (
 
 	"github.com/atollhq/atoll/controlplane/api"
 	"github.com/atollhq/atoll/controlplane/apierr"
+	"github.com/atollhq/atoll/controlplane/fsm"
 	"github.com/atollhq/atoll/controlplane/keyring"
 	"github.com/atollhq/atoll/controlplane/quota"
 	"github.com/atollhq/atoll/controlplane/state"
@@ -313,7 +314,7 @@ func (d *dispatcher) sendLoop(ctx context.Context, stream atollv1.AgentService_S
 		st, restored := d.s.fsm.State()
 		tx := st.Snapshot()
 		watches := []<-chan struct{}{restored}
-		for _, t := range []string{state.TableInstances, state.TableApps, state.TableEnvironments, state.TableVariableSets, state.TableFiles, state.TableVolumes} {
+		for _, t := range []string{state.TableInstances, state.TableApps, state.TableAppSpecs, state.TableEnvironments, state.TableVariableSets, state.TableFiles, state.TableVolumes} {
 			watches = append(watches, tx.TableWatch(t))
 		}
 		msg := &atollv1.Assignments{Full: full}
@@ -374,15 +375,24 @@ func liveVolumes(tx *state.Txn) []string {
 // VolumeName is the Docker volume name of an atoll volume.
 func VolumeName(volID string) string { return "atoll-" + volID }
 
-// buildAssignment gathers what an agent needs to run one instance.
+// buildAssignment gathers what an agent needs to run one instance: the
+// container spec of the app version the instance was placed for (the app's
+// current one, or the spec kept for an older version during a rollout), so
+// an update never changes a running instance's container. Only the app's
+// name and hostname, which the agent does not build the container from,
+// are always the current ones.
 func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string, kr *keyring.Keyring) *atollv1.Assignment {
-	app := tx.App(in.AppId)
+	cur := tx.App(in.AppId)
 	env := tx.Environment(in.EnvId)
-	if app == nil || env == nil {
+	if cur == nil || env == nil {
 		return nil
 	}
+	app := fsm.InstanceSpec(tx, cur, in)
+	if app == nil {
+		app = cur // no kept spec (state from before specs were kept)
+	}
 	a := &atollv1.Assignment{
-		InstanceId: in.Id, AppId: app.Id, AppName: app.Name, EnvId: env.Id, EnvSlug: env.Slug, OrgId: app.OrgId,
+		InstanceId: in.Id, AppId: cur.Id, AppName: cur.Name, EnvId: env.Id, EnvSlug: env.Slug, OrgId: cur.OrgId,
 		AppVersion: in.AppVersion, Command: app.ResolvedCommand, Args: app.ResolvedArgs, Env: map[string]string{},
 		Ports: app.Ports, Resources: in.Resources, Running: in.DesiredRunning, RestartGeneration: app.RestartGeneration,
 	}
@@ -416,7 +426,7 @@ func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string, kr *key
 	}
 	if pe := app.PublicEndpoint; pe != nil {
 		a.PublicPort = pe.AppPort
-		a.Hostname = api.PublicHostname(app.Name, env.Slug, domain)
+		a.Hostname = api.PublicHostname(cur.Name, env.Slug, domain)
 	}
 	return a
 }

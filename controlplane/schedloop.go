@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,14 +35,18 @@ func (s *Server) schedulerLoop(ctx context.Context) {
 		watches := []<-chan struct{}{tx.TableWatch(state.TableApps), tx.TableWatch(state.TableInstances),
 			tx.TableWatch(state.TableNodes), tx.TableWatch(state.TableEnvironments), restored}
 		start := time.Now()
-		ev := evaluate(tx, seed)
+		ev := evaluate(tx, seed, evalOptions{now: start, minHealthy: s.cfg.RolloutMinHealthy})
 		seed++
 		again := ev.plan != nil && s.commitPlan(ev.plan)
 		s.schedMetrics.evaluated(ev, time.Since(start))
 		if again {
 			continue // look again at once: the plan changed the state (or was stale)
 		}
-		if !waitAny(ctx, 5*time.Second, watches...) {
+		wait := 5 * time.Second
+		if ev.recheck > 0 {
+			wait = min(wait, ev.recheck) // a new instance becomes healthy then
+		}
+		if !waitAny(ctx, wait, watches...) {
 			return
 		}
 		// Let a burst of changes settle into one evaluation.
@@ -169,10 +174,19 @@ func envRunnable(e *atollv1.Environment) (run, keep bool) {
 type evaluation struct {
 	plan     *atollv1.ApplyPlanCmd // nil: nothing to commit
 	unplaced map[string]string     // every app with replicas left unplaced -> why
+	recheck  time.Duration         // > 0: evaluate again after this long (a rollout waits for a healthy instance)
+}
+
+// evalOptions are the leader's inputs to an evaluation besides the state.
+type evalOptions struct {
+	now        time.Time
+	minHealthy time.Duration // a new instance of a rollout must have run this long
 }
 
 // computePlan decides placements and stops for every app; nil when there is nothing to do.
-func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd { return evaluate(tx, seed).plan }
+func computePlan(tx *state.Txn, seed int64) *atollv1.ApplyPlanCmd {
+	return evaluate(tx, seed, evalOptions{now: time.Now()}).plan
+}
 
 // appView is one app's instances as the loop sees them.
 type appView struct {
@@ -194,7 +208,12 @@ type appView struct {
 // instance that cannot be placed elsewhere keeps running, the app's status
 // message says why (and the node's drain progress, see api.DrainBlockedPrefix),
 // and the node's other instances move on without it.
-func evaluate(tx *state.Txn, seed int64) evaluation {
+//
+// Rollout: when an app's spec changed, its instances of older versions are
+// replaced as scheduler.PlanRollout says (start-first, one at a time;
+// stop-first for apps with volumes). A new instance counts once it has been
+// RUNNING for minHealthy.
+func evaluate(tx *state.Txn, seed int64, opts evalOptions) evaluation {
 	nodes, _ := tx.Nodes()
 	instances, _ := tx.AllInstances()
 	in := scheduler.Input{}
@@ -244,17 +263,14 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 		if run && fsm.AppActive(app) {
 			v.desired = int(app.Replicas)
 		}
-		runningCur := 0
+		spec := fsm.SpecVersion(app)
 		for _, i := range byApp[app.Id] {
-			if i.AppVersion != app.Version {
+			if i.AppVersion != spec {
 				v.old = append(v.old, i)
 				continue
 			}
 			v.cur = append(v.cur, i)
 			isRunning := i.State == atollv1.InstanceState_INSTANCE_RUNNING
-			if isRunning {
-				runningCur++
-			}
 			switch nodeStatus[i.NodeId] {
 			case atollv1.NodeStatus_NODE_READY:
 				v.ready++
@@ -266,16 +282,27 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 			}
 		}
 		if len(v.old) > 0 && v.desired > 0 {
-			// Rolling replacement: one new instance at a time, an old one
-			// stops once a new one runs.
-			excess := runningCur + len(v.old) - v.desired
-			sort.Slice(v.old, func(a, b int) bool {
-				return v.old[a].State != atollv1.InstanceState_INSTANCE_RUNNING && v.old[b].State == atollv1.InstanceState_INSTANCE_RUNNING
-			})
-			for k := 0; k < excess && k < len(v.old); k++ {
-				stop(v.old[k])
+			r := scheduler.Rollout{Desired: v.desired, Version: spec, StopFirst: fsm.StopFirst(app),
+				NoRoom: app.GetStatus().GetMessage() != ""}
+			byID := map[string]*atollv1.Instance{}
+			for _, i := range append(slices.Clone(v.cur), v.old...) {
+				byID[i.Id] = i
+				running := i.State == atollv1.InstanceState_INSTANCE_RUNNING && nodeStatus[i.NodeId] != atollv1.NodeStatus_NODE_DOWN
+				ri := scheduler.RolloutInstance{ID: i.Id, Version: i.AppVersion, Running: running}
+				if running && i.AppVersion == spec {
+					left := healthyIn(i, opts)
+					ri.Healthy = left <= 0
+					if left > 0 && (ev.recheck == 0 || left < ev.recheck) {
+						ev.recheck = left
+					}
+				}
+				r.Instances = append(r.Instances, ri)
 			}
-			v.desired = min(v.desired, runningCur+1)
+			step := scheduler.PlanRollout(r)
+			for _, id := range step.Stop {
+				stop(byID[id])
+			}
+			v.desired = step.Target
 		} else {
 			for _, i := range v.old {
 				stop(i)
@@ -361,7 +388,7 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 		if len(v.cur) == 0 && target == 0 {
 			continue
 		}
-		key := appKey(v.app.Id, v.app.Version)
+		key := appKey(v.app.Id, fsm.SpecVersion(v.app))
 		appsByKey[key] = v.app
 		pins, unpinned := volumePins(tx, v.app)
 		if unpinned && len(v.cur) == 0 {
@@ -400,7 +427,7 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 		replica[app.Id]++
 		plan.Place = append(plan.Place, &atollv1.Instance{
 			Id: api.NewID("inst"), AppId: app.Id, EnvId: app.EnvIdRef, OrgId: app.OrgId, NodeId: pl.NodeID,
-			AppVersion: app.Version, Replica: replica[app.Id], Resources: app.Requests,
+			AppVersion: fsm.SpecVersion(app), Replica: replica[app.Id], Resources: app.Requests,
 		})
 		plan.AppVersions[app.Id] = app.Version
 		plan.NodeIndexes[pl.NodeID] = nodeIdx[pl.NodeID]
@@ -434,6 +461,18 @@ func evaluate(tx *state.Txn, seed int64) evaluation {
 		ev.plan = plan
 	}
 	return ev
+}
+
+// healthyIn is how long a RUNNING instance must still run to count as
+// healthy for a rollout (<= 0: it is).
+func healthyIn(i *atollv1.Instance, opts evalOptions) time.Duration {
+	if opts.minHealthy <= 0 {
+		return 0
+	}
+	if i.RunningSince == nil {
+		return opts.minHealthy // reported RUNNING before running_since existed: count from now
+	}
+	return i.RunningSince.AsTime().Add(opts.minHealthy).Sub(opts.now)
 }
 
 func appVersion(tx *state.Txn, appID string) int64 {

@@ -366,15 +366,20 @@ func (s *Services) findApp(ctx context.Context, tx *state.Txn, envID, ref string
 	return nil, nil, apierr.NotFound("app", ref)
 }
 
-// presentApp adds the status: per-instance state and a summary.
+// presentApp adds the status: per-instance state and a summary. Running
+// counts the instances that serve, of any version; while a rollout is under
+// way (Rollout set) the state is UPDATING, and a halted rollout says why in
+// the message while the previous version keeps running.
 func (s *Services) presentApp(tx *state.Txn, a *atollv1.App) *atollv1.App {
 	out := proto.Clone(a).(*atollv1.App)
+	out.SpecVersion = fsm.SpecVersion(a)
 	st := &atollv1.AppStatus{Desired: a.Replicas, Message: a.GetStatus().GetMessage()}
 	if !fsm.AppActive(a) {
 		st.Desired = 0
 	}
 	var failing string
-	for _, in := range tx.AppInstances(a.Id) {
+	insts := tx.AppInstances(a.Id)
+	for _, in := range insts {
 		cp := proto.Clone(in).(*atollv1.Instance)
 		if s.opts.Usage != nil {
 			cp.Measured = s.opts.Usage.InstanceUsage(in.Id)
@@ -382,18 +387,28 @@ func (s *Services) presentApp(tx *state.Txn, a *atollv1.App) *atollv1.App {
 		st.Instances = append(st.Instances, cp)
 		switch in.State {
 		case atollv1.InstanceState_INSTANCE_RUNNING:
-			if in.AppVersion == a.Version {
-				st.Running++
-			}
+			st.Running++
 		case atollv1.InstanceState_INSTANCE_ERROR, atollv1.InstanceState_INSTANCE_FAILED:
 			failing = in.LastError
 		}
 	}
+	st.Rollout = fsm.Rollout(a, insts)
 	switch {
 	case a.IsDeleted:
 		st.State = "DELETED"
 	case st.Desired == 0:
 		st.State = "STOPPED"
+	case st.Rollout != nil && st.Rollout.State == fsm.RolloutFailed:
+		// Halted: the previous version serves; the message says why.
+		st.State, st.Message = "RUNNING", st.Rollout.Message
+		if st.Running < st.Desired {
+			st.State = "DEGRADED"
+		}
+	case st.Rollout != nil:
+		st.State = "UPDATING"
+		if st.Message == "" {
+			st.Message = st.Rollout.Message
+		}
 	case st.Running >= st.Desired:
 		st.State = "RUNNING"
 	case failing != "":

@@ -76,6 +76,7 @@ func Config(t testing.TB, i int) controlplane.Config {
 	c.LogOutput = w
 	c.LogLevel = "warn"
 	c.Registry = prometheus.NewRegistry()
+	c.RolloutMinHealthy = 0 // tests that need it set it
 	FastRaft(i, &c)
 	return c
 }

@@ -128,20 +128,23 @@ func (a *applier) refreshEnvStatus(envID string) error {
 	return a.event("environment.status_changed", "environment", env.Id, env.OrgId, env.ProjectId, env)
 }
 
+// While an app rolls out a new spec, its RUNNING instances of either
+// version count as replicas (they all serve): a halted rollout does not put
+// the environment in ERROR while the previous version runs, it is named in
+// the status message.
 func (a *applier) deriveRunStatus(envID string) (atollv1.EnvironmentStatus, string) {
-	var failing, pending []string
+	var failing, pending, halted []string
 	for _, app := range a.tx.Apps(envID) {
 		if !AppActive(app) {
 			continue
 		}
 		running := 0
 		var errMsg string
-		for _, in := range a.tx.AppInstances(app.Id) {
+		insts := a.tx.AppInstances(app.Id)
+		for _, in := range insts {
 			switch in.State {
 			case atollv1.InstanceState_INSTANCE_RUNNING:
-				if in.AppVersion == app.Version {
-					running++
-				}
+				running++
 			case atollv1.InstanceState_INSTANCE_ERROR, atollv1.InstanceState_INSTANCE_FAILED:
 				if in.LastError != "" {
 					errMsg = in.LastError
@@ -150,7 +153,10 @@ func (a *applier) deriveRunStatus(envID string) (atollv1.EnvironmentStatus, stri
 				}
 			}
 		}
+		r := Rollout(app, insts)
 		switch {
+		case running >= int(app.Replicas) && r != nil && r.State == RolloutFailed:
+			halted = append(halted, fmt.Sprintf("app %s: %s", app.Name, r.Message))
 		case running >= int(app.Replicas):
 		case errMsg != "":
 			failing = append(failing, fmt.Sprintf("app %s: %s", app.Name, errMsg))
@@ -159,13 +165,14 @@ func (a *applier) deriveRunStatus(envID string) (atollv1.EnvironmentStatus, stri
 		}
 	}
 	sort.Strings(failing)
+	sort.Strings(halted)
 	switch {
 	case len(failing) > 0:
-		return atollv1.EnvironmentStatus_ERROR, strings.Join(failing, "; ")
+		return atollv1.EnvironmentStatus_ERROR, strings.Join(append(failing, halted...), "; ")
 	case len(pending) > 0:
 		return atollv1.EnvironmentStatus_PROVISIONING, "starting: " + strings.Join(pending, ", ")
 	}
-	return atollv1.EnvironmentStatus_RUNNING, ""
+	return atollv1.EnvironmentStatus_RUNNING, strings.Join(halted, "; ")
 }
 
 // checkMounts verifies that every volume, variable set and file the app
@@ -208,7 +215,7 @@ func (a *applier) applyCreateApp(c *atollv1.CreateAppCmd) (*atollv1.App, error) 
 		return nil, err
 	}
 	app.OrgId, app.CompanyIdRef = env.OrgId, env.OrgId
-	app.Version, app.CreateIndex, app.ModifyIndex = 1, a.index, a.index
+	app.Version, app.SpecVersion, app.CreateIndex, app.ModifyIndex = 1, 1, a.index, a.index
 	app.CreatedAt, app.UpdatedAt = a.ts(), a.ts()
 	app.CreatedBy, app.ModifiedBy = a.cmd.Actor, a.cmd.Actor
 	if err := a.tx.Insert(state.TableApps, app); err != nil {
@@ -253,9 +260,21 @@ func (a *applier) applyUpdateApp(c *atollv1.UpdateAppCmd) (*atollv1.App, error) 
 	next.EnvIdRef, next.OrgId, next.CompanyIdRef = cur.EnvIdRef, cur.OrgId, cur.CompanyIdRef
 	next.CreateIndex, next.CreatedAt, next.CreatedBy = cur.CreateIndex, cur.CreatedAt, cur.CreatedBy
 	next.Version, next.ModifyIndex, next.UpdatedAt, next.ModifiedBy = cur.Version+1, a.index, a.ts(), a.cmd.Actor
+	// A new container spec rolls the instances (rollout.go); the spec the
+	// running ones were placed for is kept until the last of them stops.
+	next.SpecVersion = a.nextSpecVersion(cur, next)
+	if next.SpecVersion != SpecVersion(cur) && len(a.tx.AppInstances(cur.Id)) > 0 {
+		if err := a.keepSpec(cur); err != nil {
+			return nil, err
+		}
+	}
 	if err := a.tx.Insert(state.TableApps, next); err != nil {
 		return nil, err
 	}
+	if a.prune == nil {
+		a.prune = map[string]bool{}
+	}
+	a.prune[next.Id] = true
 	if err := a.event("app.updated", "app", next.Id, next.OrgId, env.ProjectId, nil); err != nil {
 		return nil, err
 	}
@@ -278,7 +297,7 @@ func (a *applier) applyDeleteApp(c *atollv1.DeleteAppCmd) error {
 	}
 	// Its instances go: their containers are removed by the agents.
 	for _, in := range a.tx.AppInstances(app.Id) {
-		if err := a.tx.Delete(state.TableInstances, in); err != nil {
+		if err := a.dropInstance(in); err != nil {
 			return err
 		}
 	}
@@ -296,7 +315,7 @@ func (a *applier) applyDeleteApp(c *atollv1.DeleteAppCmd) error {
 func (a *applier) stopEnvInstances(envID string, release bool) (running int, err error) {
 	for _, cur := range a.tx.EnvInstances(envID) {
 		if release {
-			if err := a.tx.Delete(state.TableInstances, cur); err != nil {
+			if err := a.dropInstance(cur); err != nil {
 				return 0, err
 			}
 			continue

@@ -153,7 +153,7 @@ func (a *applier) writeCarried(c *atollv1.CreateEnvironmentCmd, env *atollv1.Env
 			rehost(app, requested, env.Slug)
 		}
 		app.OrgId, app.CompanyIdRef = env.OrgId, env.OrgId
-		app.Version, app.CreateIndex, app.ModifyIndex = 1, a.index, a.index
+		app.Version, app.SpecVersion, app.CreateIndex, app.ModifyIndex = 1, 1, a.index, a.index
 		app.CreatedAt, app.UpdatedAt = a.ts(), a.ts()
 		app.CreatedBy, app.ModifiedBy = a.cmd.Actor, a.cmd.Actor
 		if err := a.tx.Insert(state.TableApps, app); err != nil {

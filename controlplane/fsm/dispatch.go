@@ -16,6 +16,7 @@ type applier struct {
 	index uint64
 	cmd   *atollv1.Command
 	time  time.Time
+	prune map[string]bool // apps that lost instances: drop their unused specs (rollout.go)
 }
 
 // dispatch is the one switch over command types.

@@ -125,6 +125,9 @@ func (f *FSM) applyOne(tx *state.Txn, l *raft.Log) *Result {
 	}
 	a := &applier{tx: tx, index: l.Index, cmd: cmd, time: cmd.GetTime().AsTime().UTC()}
 	kind, val, err := a.dispatch()
+	if err == nil {
+		err = a.pruneTouchedSpecs()
+	}
 	if f.obs != nil {
 		f.obs.ObserveApply(kind, time.Since(start), err)
 	}

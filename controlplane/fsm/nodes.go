@@ -134,6 +134,9 @@ func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
 			}
 			checkedApp[in.AppId] = true
 		}
+		if app := a.tx.App(in.AppId); in.AppVersion != SpecVersion(app) {
+			return apierr.Aborted("stale plan: instance %s is for version %d of app %s, whose spec is at version %d", in.Id, in.AppVersion, in.AppId, SpecVersion(app))
+		}
 		if a.tx.Instance(in.Id) != nil {
 			return apierr.Aborted("stale plan: instance %s exists", in.Id)
 		}
@@ -185,7 +188,7 @@ func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
 	drained := map[string]bool{}
 	for _, id := range c.Stop {
 		if in := a.tx.Instance(id); in != nil {
-			if err := a.tx.Delete(state.TableInstances, in); err != nil {
+			if err := a.dropInstance(in); err != nil {
 				return err
 			}
 			envs[in.EnvId] = true
@@ -286,6 +289,12 @@ func (a *applier) applyUpdateInstances(c *atollv1.UpdateInstancesCmd) error {
 		}
 		in := proto.Clone(cur).(*atollv1.Instance)
 		in.State, in.ContainerId, in.Restarts, in.LastError = st.State, st.ContainerId, st.Restarts, st.Error
+		switch {
+		case st.State != atollv1.InstanceState_INSTANCE_RUNNING:
+			in.RunningSince = nil
+		case cur.State != atollv1.InstanceState_INSTANCE_RUNNING || cur.RunningSince == nil || st.Restarts != cur.Restarts:
+			in.RunningSince = a.ts() // (re)started: the healthy time counts from now
+		}
 		if st.StartedAt != nil {
 			in.StartedAt = st.StartedAt
 		}

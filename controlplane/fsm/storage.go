@@ -31,12 +31,24 @@ func (a *applier) applyCreateVolume(c *atollv1.CreateVolumeCmd) (*atollv1.Volume
 	return v, a.setEnvUsage(env.Id)
 }
 
-// mountedBy names the live apps of env that use an object.
+// mountedBy names the live apps of env that use an object, in their
+// current spec or in the kept spec of an older version that instances still
+// run (a rollout in progress or halted): those instances need it as well.
 func mountedBy(tx *state.Txn, envID string, uses func(*atollv1.App) bool) []string {
 	var names []string
 	for _, app := range tx.Apps(envID) {
-		if !app.IsDeleted && uses(app) {
+		if app.IsDeleted {
+			continue
+		}
+		if uses(app) {
 			names = append(names, app.Name)
+			continue
+		}
+		for _, s := range tx.AppSpecs(app.Id) {
+			if uses(s.App) {
+				names = append(names, fmt.Sprintf("%s (version %d, still running during a rollout)", app.Name, s.Version))
+				break
+			}
 		}
 	}
 	sort.Strings(names)

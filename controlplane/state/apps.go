@@ -2,6 +2,7 @@ package state
 
 import (
 	"sort"
+	"strconv"
 
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -125,5 +126,22 @@ func (t *Txn) VolumeIDs() []string {
 	for _, v := range all[*atollv1.Volume](t, TableVolumes, "id") {
 		out = append(out, v.Id)
 	}
+	return out
+}
+
+// AppSpecID is the id of the kept spec of an app version.
+func AppSpecID(appID string, version int64) string {
+	return appID + "@" + strconv.FormatInt(version, 10)
+}
+
+// AppSpec is the kept spec of an older version of an app, or nil.
+func (t *Txn) AppSpec(appID string, version int64) *atollv1.AppSpec {
+	return first[*atollv1.AppSpec](t, TableAppSpecs, "id", AppSpecID(appID, version))
+}
+
+// AppSpecs lists the kept specs of an app, oldest version first.
+func (t *Txn) AppSpecs(appID string) []*atollv1.AppSpec {
+	out := all[*atollv1.AppSpec](t, TableAppSpecs, "app", appID)
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out
 }

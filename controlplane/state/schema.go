@@ -31,12 +31,14 @@ const (
 	TableReleases      = "releases"
 	TableDeployments   = "deployments"
 	TableBlueprints    = "blueprints"
+	TableAppSpecs      = "app_specs"
 )
 
 // Tables lists every table in snapshot order.
 var Tables = []string{TableMeta, TableServers, TableOrganizations, TableProjects, TableTokens, TableEnvironments, TableEnvVersions, TableEvents,
 	TableNodes, TableApps, TableInstances, TableVolumes, TableVariableSets, TableFiles,
-	TableReleases, TableDeployments, TableBlueprints}
+	TableReleases, TableDeployments, TableBlueprints,
+	TableAppSpecs} // new tables go last: a snapshot numbers tables by position
 
 // id is the primary index on a protobuf object's Id.
 func id() *memdb.IndexSchema {
@@ -93,6 +95,11 @@ func schema() *memdb.DBSchema {
 		TableReleases:     {Name: TableReleases, Indexes: map[string]*memdb.IndexSchema{"id": id(), "project": byField("project", "ProjectId")}},
 		TableDeployments:  {Name: TableDeployments, Indexes: map[string]*memdb.IndexSchema{"id": id(), "env": byField("env", "EnvironmentId")}},
 		TableBlueprints:   {Name: TableBlueprints, Indexes: map[string]*memdb.IndexSchema{"id": id(), "org": byField("org", "OrgId")}},
+		TableAppSpecs: {Name: TableAppSpecs, Indexes: map[string]*memdb.IndexSchema{
+			"id":  id(),
+			"app": byField("app", "AppId"),
+			"env": byField("env", "EnvId"),
+		}},
 		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: eventSeq{}},
 		}},

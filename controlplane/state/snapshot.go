@@ -149,6 +149,8 @@ func decodeObject(table string, b []byte) (any, error) {
 		m = &atollv1.Deployment{}
 	case TableBlueprints:
 		m = &atollv1.Blueprint{}
+	case TableAppSpecs:
+		m = &atollv1.AppSpec{}
 	default:
 		return nil, fmt.Errorf("%w: unknown table %q", ErrBadSnapshot, table)
 	}

@@ -567,14 +567,17 @@ func (x *FileMount) GetFileOwner() string {
 }
 
 type Instance struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	AppId      string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
-	EnvId      string                 `protobuf:"bytes,3,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
-	OrgId      string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	NodeId     string                 `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	AppVersion int64                  `protobuf:"varint,6,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
-	Replica    int32                  `protobuf:"varint,7,opt,name=replica,proto3" json:"replica,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	AppId  string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	EnvId  string                 `protobuf:"bytes,3,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	OrgId  string                 `protobuf:"bytes,4,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	NodeId string                 `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The app version whose container spec this instance runs (the app's
+	// spec_version when it was placed). The agent runs exactly that spec; a
+	// newer spec rolls the app onto new instances (see App.spec_version).
+	AppVersion int64 `protobuf:"varint,6,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
+	Replica    int32 `protobuf:"varint,7,opt,name=replica,proto3" json:"replica,omitempty"`
 	// What the control plane wants: run or stop.
 	DesiredRunning bool                   `protobuf:"varint,8,opt,name=desired_running,json=desiredRunning,proto3" json:"desired_running,omitempty"`
 	State          InstanceState          `protobuf:"varint,9,opt,name=state,proto3,enum=atoll.v1.InstanceState" json:"state,omitempty"`
@@ -589,8 +592,12 @@ type Instance struct {
 	CreateIndex    uint64                 `protobuf:"varint,18,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
 	ModifyIndex    uint64                 `protobuf:"varint,19,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
 	Address        string                 `protobuf:"bytes,20,opt,name=address,proto3" json:"address,omitempty"` // host:port the router reaches it at
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the control plane recorded the instance RUNNING (cleared when it
+	// stops running): a rollout counts a new instance healthy once it has run
+	// for the minimum healthy time.
+	RunningSince  *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=running_since,json=runningSince,proto3" json:"running_since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -763,20 +770,204 @@ func (x *Instance) GetAddress() string {
 	return ""
 }
 
+func (x *Instance) GetRunningSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RunningSince
+	}
+	return nil
+}
+
+// AppRollout is the progress of an app's rolling update to its spec
+// version: new instances start one at a time (one extra instance at most)
+// and an old one stops only when a new one has run for the minimum healthy
+// time. Absent when every instance runs the app's spec version.
+type AppRollout struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`   // the spec version rolled out
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`        // IN_PROGRESS or FAILED (halted: the old instances keep serving)
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`    // progress, or why it failed (the new instance's error)
+	Updated       int32                  `protobuf:"varint,4,opt,name=updated,proto3" json:"updated,omitempty"`   // instances of the new version RUNNING
+	Outdated      int32                  `protobuf:"varint,5,opt,name=outdated,proto3" json:"outdated,omitempty"` // instances of older versions left
+	Strategy      string                 `protobuf:"bytes,6,opt,name=strategy,proto3" json:"strategy,omitempty"`  // "start-first" (default) or "stop-first" (apps with volumes)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppRollout) Reset() {
+	*x = AppRollout{}
+	mi := &file_atoll_v1_app_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppRollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppRollout) ProtoMessage() {}
+
+func (x *AppRollout) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_app_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppRollout.ProtoReflect.Descriptor instead.
+func (*AppRollout) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AppRollout) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AppRollout) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *AppRollout) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AppRollout) GetUpdated() int32 {
+	if x != nil {
+		return x.Updated
+	}
+	return 0
+}
+
+func (x *AppRollout) GetOutdated() int32 {
+	if x != nil {
+		return x.Outdated
+	}
+	return 0
+}
+
+func (x *AppRollout) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
+}
+
+// AppSpec keeps the container spec of an older app version while instances
+// placed for it still run (a rollout in progress or halted). Internal: the
+// state store holds one per (app, version) and drops it with the last
+// instance of that version.
+type AppSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // <app id>@<version>
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	EnvId         string                 `protobuf:"bytes,3,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	Version       int64                  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	App           *App                   `protobuf:"bytes,5,opt,name=app,proto3" json:"app,omitempty"` // the app as it was at that spec version
+	CreateIndex   uint64                 `protobuf:"varint,6,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppSpec) Reset() {
+	*x = AppSpec{}
+	mi := &file_atoll_v1_app_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppSpec) ProtoMessage() {}
+
+func (x *AppSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_app_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppSpec.ProtoReflect.Descriptor instead.
+func (*AppSpec) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AppSpec) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AppSpec) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *AppSpec) GetEnvId() string {
+	if x != nil {
+		return x.EnvId
+	}
+	return ""
+}
+
+func (x *AppSpec) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AppSpec) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+func (x *AppSpec) GetCreateIndex() uint64 {
+	if x != nil {
+		return x.CreateIndex
+	}
+	return 0
+}
+
 type AppStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`     // PENDING, STARTING, RUNNING, DEGRADED, FAILED, STOPPED
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`     // PENDING, STARTING, RUNNING, UPDATING (a rollout), DEGRADED, FAILED, STOPPED
 	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"` // e.g. scheduler reasons, the failing instance's error
 	Desired       int32                  `protobuf:"varint,3,opt,name=desired,proto3" json:"desired,omitempty"`
 	Running       int32                  `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
 	Instances     []*Instance            `protobuf:"bytes,5,rep,name=instances,proto3" json:"instances,omitempty"`
+	Rollout       *AppRollout            `protobuf:"bytes,6,opt,name=rollout,proto3" json:"rollout,omitempty"` // set while instances of an older version remain
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppStatus) Reset() {
 	*x = AppStatus{}
-	mi := &file_atoll_v1_app_proto_msgTypes[9]
+	mi := &file_atoll_v1_app_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +979,7 @@ func (x *AppStatus) String() string {
 func (*AppStatus) ProtoMessage() {}
 
 func (x *AppStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[9]
+	mi := &file_atoll_v1_app_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +992,7 @@ func (x *AppStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppStatus.ProtoReflect.Descriptor instead.
 func (*AppStatus) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{9}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AppStatus) GetState() string {
@@ -835,6 +1026,13 @@ func (x *AppStatus) GetRunning() int32 {
 func (x *AppStatus) GetInstances() []*Instance {
 	if x != nil {
 		return x.Instances
+	}
+	return nil
+}
+
+func (x *AppStatus) GetRollout() *AppRollout {
+	if x != nil {
+		return x.Rollout
 	}
 	return nil
 }
@@ -875,13 +1073,19 @@ type App struct {
 	ResolvedCommand []string          `protobuf:"bytes,28,rep,name=resolved_command,json=resolvedCommand,proto3" json:"resolved_command,omitempty"`
 	ResolvedArgs    []string          `protobuf:"bytes,29,rep,name=resolved_args,json=resolvedArgs,proto3" json:"resolved_args,omitempty"`
 	Labels          map[string]string `protobuf:"bytes,30,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The version whose container spec (image, command, args, mounts, ports,
+	// public endpoint port, resources, restart generation) the app has: an
+	// update changing the spec sets it to the new version and rolls the
+	// instances; other updates (replicas, name, labels, isActive) keep it, so
+	// running instances are not replaced. Output.
+	SpecVersion   int64 `protobuf:"varint,31,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_atoll_v1_app_proto_msgTypes[10]
+	mi := &file_atoll_v1_app_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1097,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[10]
+	mi := &file_atoll_v1_app_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1110,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{10}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *App) GetId() string {
@@ -1119,6 +1323,13 @@ func (x *App) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *App) GetSpecVersion() int64 {
+	if x != nil {
+		return x.SpecVersion
+	}
+	return 0
+}
+
 type CreateAppRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EnvId         string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
@@ -1129,7 +1340,7 @@ type CreateAppRequest struct {
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[11]
+	mi := &file_atoll_v1_app_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1352,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[11]
+	mi := &file_atoll_v1_app_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1365,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{11}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateAppRequest) GetEnvId() string {
@@ -1181,7 +1392,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[12]
+	mi := &file_atoll_v1_app_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1404,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[12]
+	mi := &file_atoll_v1_app_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1417,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{12}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetAppRequest) GetEnvId() string {
@@ -1235,7 +1446,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[13]
+	mi := &file_atoll_v1_app_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1458,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[13]
+	mi := &file_atoll_v1_app_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1471,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{13}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAppsRequest) GetEnvId() string {
@@ -1302,7 +1513,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_atoll_v1_app_proto_msgTypes[14]
+	mi := &file_atoll_v1_app_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1525,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[14]
+	mi := &file_atoll_v1_app_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1538,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{14}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -1363,7 +1574,7 @@ type UpdateAppRequest struct {
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[15]
+	mi := &file_atoll_v1_app_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1586,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[15]
+	mi := &file_atoll_v1_app_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1599,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{15}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateAppRequest) GetEnvId() string {
@@ -1429,7 +1640,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[16]
+	mi := &file_atoll_v1_app_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1652,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[16]
+	mi := &file_atoll_v1_app_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1665,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{16}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteAppRequest) GetEnvId() string {
@@ -1481,7 +1692,7 @@ type RestartAppRequest struct {
 
 func (x *RestartAppRequest) Reset() {
 	*x = RestartAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[17]
+	mi := &file_atoll_v1_app_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1704,7 @@ func (x *RestartAppRequest) String() string {
 func (*RestartAppRequest) ProtoMessage() {}
 
 func (x *RestartAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[17]
+	mi := &file_atoll_v1_app_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1717,7 @@ func (x *RestartAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartAppRequest.ProtoReflect.Descriptor instead.
 func (*RestartAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{17}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RestartAppRequest) GetEnvId() string {
@@ -1537,7 +1748,7 @@ type GetAppLogsRequest struct {
 
 func (x *GetAppLogsRequest) Reset() {
 	*x = GetAppLogsRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[18]
+	mi := &file_atoll_v1_app_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1760,7 @@ func (x *GetAppLogsRequest) String() string {
 func (*GetAppLogsRequest) ProtoMessage() {}
 
 func (x *GetAppLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[18]
+	mi := &file_atoll_v1_app_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1773,7 @@ func (x *GetAppLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetAppLogsRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{18}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetAppLogsRequest) GetEnvId() string {
@@ -1619,7 +1830,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_atoll_v1_app_proto_msgTypes[19]
+	mi := &file_atoll_v1_app_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1842,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[19]
+	mi := &file_atoll_v1_app_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1855,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{19}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogLine) GetTimestamp() *timestamppb.Timestamp {
@@ -1714,7 +1925,7 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"\n" +
 	"mount_path\x18\x03 \x01(\tR\tmountPath\x12\x1d\n" +
 	"\n" +
-	"file_owner\x18\x04 \x01(\tR\tfileOwner\"\xde\x05\n" +
+	"file_owner\x18\x04 \x01(\tR\tfileOwner\"\x9f\x06\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x15\n" +
@@ -1741,13 +1952,30 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"started_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12!\n" +
 	"\fcreate_index\x18\x12 \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\x13 \x01(\x04R\vmodifyIndex\x12\x18\n" +
-	"\aaddress\x18\x14 \x01(\tR\aaddress\"\xa1\x01\n" +
+	"\aaddress\x18\x14 \x01(\tR\aaddress\x12?\n" +
+	"\rrunning_since\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\frunningSince\"\xa8\x01\n" +
+	"\n" +
+	"AppRollout\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x18\n" +
+	"\aupdated\x18\x04 \x01(\x05R\aupdated\x12\x1a\n" +
+	"\boutdated\x18\x05 \x01(\x05R\boutdated\x12\x1a\n" +
+	"\bstrategy\x18\x06 \x01(\tR\bstrategy\"\xa5\x01\n" +
+	"\aAppSpec\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x15\n" +
+	"\x06env_id\x18\x03 \x01(\tR\x05envId\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x1f\n" +
+	"\x03app\x18\x05 \x01(\v2\r.atoll.v1.AppR\x03app\x12!\n" +
+	"\fcreate_index\x18\x06 \x01(\x04R\vcreateIndex\"\xd1\x01\n" +
 	"\tAppStatus\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
 	"\adesired\x18\x03 \x01(\x05R\adesired\x12\x18\n" +
 	"\arunning\x18\x04 \x01(\x05R\arunning\x120\n" +
-	"\tinstances\x18\x05 \x03(\v2\x12.atoll.v1.InstanceR\tinstances\"\xcb\n" +
+	"\tinstances\x18\x05 \x03(\v2\x12.atoll.v1.InstanceR\tinstances\x12.\n" +
+	"\arollout\x18\x06 \x01(\v2\x14.atoll.v1.AppRolloutR\arollout\"\xee\n" +
 	"\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
@@ -1787,7 +2015,8 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"\x12restart_generation\x18\x1b \x01(\x03R\x11restartGeneration\x12)\n" +
 	"\x10resolved_command\x18\x1c \x03(\tR\x0fresolvedCommand\x12#\n" +
 	"\rresolved_args\x18\x1d \x03(\tR\fresolvedArgs\x121\n" +
-	"\x06labels\x18\x1e \x03(\v2\x19.atoll.v1.App.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x1e \x03(\v2\x19.atoll.v1.App.LabelsEntryR\x06labels\x12!\n" +
+	"\fspec_version\x18\x1f \x01(\x03R\vspecVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\f\n" +
@@ -1871,7 +2100,7 @@ func file_atoll_v1_app_proto_rawDescGZIP() []byte {
 }
 
 var file_atoll_v1_app_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_atoll_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_atoll_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_atoll_v1_app_proto_goTypes = []any{
 	(InstanceState)(0),            // 0: atoll.v1.InstanceState
 	(*ImageRef)(nil),              // 1: atoll.v1.ImageRef
@@ -1883,71 +2112,76 @@ var file_atoll_v1_app_proto_goTypes = []any{
 	(*VariableSetMount)(nil),      // 7: atoll.v1.VariableSetMount
 	(*FileMount)(nil),             // 8: atoll.v1.FileMount
 	(*Instance)(nil),              // 9: atoll.v1.Instance
-	(*AppStatus)(nil),             // 10: atoll.v1.AppStatus
-	(*App)(nil),                   // 11: atoll.v1.App
-	(*CreateAppRequest)(nil),      // 12: atoll.v1.CreateAppRequest
-	(*GetAppRequest)(nil),         // 13: atoll.v1.GetAppRequest
-	(*ListAppsRequest)(nil),       // 14: atoll.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),      // 15: atoll.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),      // 16: atoll.v1.UpdateAppRequest
-	(*DeleteAppRequest)(nil),      // 17: atoll.v1.DeleteAppRequest
-	(*RestartAppRequest)(nil),     // 18: atoll.v1.RestartAppRequest
-	(*GetAppLogsRequest)(nil),     // 19: atoll.v1.GetAppLogsRequest
-	(*LogLine)(nil),               // 20: atoll.v1.LogLine
-	nil,                           // 21: atoll.v1.App.LabelsEntry
-	(*Resources)(nil),             // 22: atoll.v1.Resources
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*structpb.Value)(nil),        // 24: google.protobuf.Value
-	(*fieldmaskpb.FieldMask)(nil), // 25: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),         // 26: google.protobuf.Empty
+	(*AppRollout)(nil),            // 10: atoll.v1.AppRollout
+	(*AppSpec)(nil),               // 11: atoll.v1.AppSpec
+	(*AppStatus)(nil),             // 12: atoll.v1.AppStatus
+	(*App)(nil),                   // 13: atoll.v1.App
+	(*CreateAppRequest)(nil),      // 14: atoll.v1.CreateAppRequest
+	(*GetAppRequest)(nil),         // 15: atoll.v1.GetAppRequest
+	(*ListAppsRequest)(nil),       // 16: atoll.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),      // 17: atoll.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),      // 18: atoll.v1.UpdateAppRequest
+	(*DeleteAppRequest)(nil),      // 19: atoll.v1.DeleteAppRequest
+	(*RestartAppRequest)(nil),     // 20: atoll.v1.RestartAppRequest
+	(*GetAppLogsRequest)(nil),     // 21: atoll.v1.GetAppLogsRequest
+	(*LogLine)(nil),               // 22: atoll.v1.LogLine
+	nil,                           // 23: atoll.v1.App.LabelsEntry
+	(*Resources)(nil),             // 24: atoll.v1.Resources
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*structpb.Value)(nil),        // 26: google.protobuf.Value
+	(*fieldmaskpb.FieldMask)(nil), // 27: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),         // 28: google.protobuf.Empty
 }
 var file_atoll_v1_app_proto_depIdxs = []int32{
 	1,  // 0: atoll.v1.AppSource.image:type_name -> atoll.v1.ImageRef
 	0,  // 1: atoll.v1.Instance.state:type_name -> atoll.v1.InstanceState
-	22, // 2: atoll.v1.Instance.resources:type_name -> atoll.v1.Resources
-	22, // 3: atoll.v1.Instance.measured:type_name -> atoll.v1.Resources
-	23, // 4: atoll.v1.Instance.created_at:type_name -> google.protobuf.Timestamp
-	23, // 5: atoll.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 6: atoll.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
-	9,  // 7: atoll.v1.AppStatus.instances:type_name -> atoll.v1.Instance
-	2,  // 8: atoll.v1.App.source:type_name -> atoll.v1.AppSource
-	3,  // 9: atoll.v1.App.resource_requests:type_name -> atoll.v1.ResourceRequests
-	4,  // 10: atoll.v1.App.ports:type_name -> atoll.v1.Port
-	5,  // 11: atoll.v1.App.public_endpoint:type_name -> atoll.v1.PublicEndpoint
-	24, // 12: atoll.v1.App.command:type_name -> google.protobuf.Value
-	24, // 13: atoll.v1.App.args:type_name -> google.protobuf.Value
-	6,  // 14: atoll.v1.App.volume_mounts:type_name -> atoll.v1.VolumeMount
-	7,  // 15: atoll.v1.App.variable_set_mounts:type_name -> atoll.v1.VariableSetMount
-	8,  // 16: atoll.v1.App.file_mounts:type_name -> atoll.v1.FileMount
-	23, // 17: atoll.v1.App.created_at:type_name -> google.protobuf.Timestamp
-	23, // 18: atoll.v1.App.updated_at:type_name -> google.protobuf.Timestamp
-	22, // 19: atoll.v1.App.requests:type_name -> atoll.v1.Resources
-	10, // 20: atoll.v1.App.status:type_name -> atoll.v1.AppStatus
-	21, // 21: atoll.v1.App.labels:type_name -> atoll.v1.App.LabelsEntry
-	11, // 22: atoll.v1.CreateAppRequest.app:type_name -> atoll.v1.App
-	11, // 23: atoll.v1.ListAppsResponse.apps:type_name -> atoll.v1.App
-	11, // 24: atoll.v1.UpdateAppRequest.app:type_name -> atoll.v1.App
-	25, // 25: atoll.v1.UpdateAppRequest.update_mask:type_name -> google.protobuf.FieldMask
-	23, // 26: atoll.v1.LogLine.timestamp:type_name -> google.protobuf.Timestamp
-	12, // 27: atoll.v1.AppService.CreateApp:input_type -> atoll.v1.CreateAppRequest
-	13, // 28: atoll.v1.AppService.GetApp:input_type -> atoll.v1.GetAppRequest
-	14, // 29: atoll.v1.AppService.ListApps:input_type -> atoll.v1.ListAppsRequest
-	16, // 30: atoll.v1.AppService.UpdateApp:input_type -> atoll.v1.UpdateAppRequest
-	17, // 31: atoll.v1.AppService.DeleteApp:input_type -> atoll.v1.DeleteAppRequest
-	18, // 32: atoll.v1.AppService.RestartApp:input_type -> atoll.v1.RestartAppRequest
-	19, // 33: atoll.v1.AppService.GetAppLogs:input_type -> atoll.v1.GetAppLogsRequest
-	11, // 34: atoll.v1.AppService.CreateApp:output_type -> atoll.v1.App
-	11, // 35: atoll.v1.AppService.GetApp:output_type -> atoll.v1.App
-	15, // 36: atoll.v1.AppService.ListApps:output_type -> atoll.v1.ListAppsResponse
-	11, // 37: atoll.v1.AppService.UpdateApp:output_type -> atoll.v1.App
-	26, // 38: atoll.v1.AppService.DeleteApp:output_type -> google.protobuf.Empty
-	11, // 39: atoll.v1.AppService.RestartApp:output_type -> atoll.v1.App
-	20, // 40: atoll.v1.AppService.GetAppLogs:output_type -> atoll.v1.LogLine
-	34, // [34:41] is the sub-list for method output_type
-	27, // [27:34] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	24, // 2: atoll.v1.Instance.resources:type_name -> atoll.v1.Resources
+	24, // 3: atoll.v1.Instance.measured:type_name -> atoll.v1.Resources
+	25, // 4: atoll.v1.Instance.created_at:type_name -> google.protobuf.Timestamp
+	25, // 5: atoll.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 6: atoll.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
+	25, // 7: atoll.v1.Instance.running_since:type_name -> google.protobuf.Timestamp
+	13, // 8: atoll.v1.AppSpec.app:type_name -> atoll.v1.App
+	9,  // 9: atoll.v1.AppStatus.instances:type_name -> atoll.v1.Instance
+	10, // 10: atoll.v1.AppStatus.rollout:type_name -> atoll.v1.AppRollout
+	2,  // 11: atoll.v1.App.source:type_name -> atoll.v1.AppSource
+	3,  // 12: atoll.v1.App.resource_requests:type_name -> atoll.v1.ResourceRequests
+	4,  // 13: atoll.v1.App.ports:type_name -> atoll.v1.Port
+	5,  // 14: atoll.v1.App.public_endpoint:type_name -> atoll.v1.PublicEndpoint
+	26, // 15: atoll.v1.App.command:type_name -> google.protobuf.Value
+	26, // 16: atoll.v1.App.args:type_name -> google.protobuf.Value
+	6,  // 17: atoll.v1.App.volume_mounts:type_name -> atoll.v1.VolumeMount
+	7,  // 18: atoll.v1.App.variable_set_mounts:type_name -> atoll.v1.VariableSetMount
+	8,  // 19: atoll.v1.App.file_mounts:type_name -> atoll.v1.FileMount
+	25, // 20: atoll.v1.App.created_at:type_name -> google.protobuf.Timestamp
+	25, // 21: atoll.v1.App.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 22: atoll.v1.App.requests:type_name -> atoll.v1.Resources
+	12, // 23: atoll.v1.App.status:type_name -> atoll.v1.AppStatus
+	23, // 24: atoll.v1.App.labels:type_name -> atoll.v1.App.LabelsEntry
+	13, // 25: atoll.v1.CreateAppRequest.app:type_name -> atoll.v1.App
+	13, // 26: atoll.v1.ListAppsResponse.apps:type_name -> atoll.v1.App
+	13, // 27: atoll.v1.UpdateAppRequest.app:type_name -> atoll.v1.App
+	27, // 28: atoll.v1.UpdateAppRequest.update_mask:type_name -> google.protobuf.FieldMask
+	25, // 29: atoll.v1.LogLine.timestamp:type_name -> google.protobuf.Timestamp
+	14, // 30: atoll.v1.AppService.CreateApp:input_type -> atoll.v1.CreateAppRequest
+	15, // 31: atoll.v1.AppService.GetApp:input_type -> atoll.v1.GetAppRequest
+	16, // 32: atoll.v1.AppService.ListApps:input_type -> atoll.v1.ListAppsRequest
+	18, // 33: atoll.v1.AppService.UpdateApp:input_type -> atoll.v1.UpdateAppRequest
+	19, // 34: atoll.v1.AppService.DeleteApp:input_type -> atoll.v1.DeleteAppRequest
+	20, // 35: atoll.v1.AppService.RestartApp:input_type -> atoll.v1.RestartAppRequest
+	21, // 36: atoll.v1.AppService.GetAppLogs:input_type -> atoll.v1.GetAppLogsRequest
+	13, // 37: atoll.v1.AppService.CreateApp:output_type -> atoll.v1.App
+	13, // 38: atoll.v1.AppService.GetApp:output_type -> atoll.v1.App
+	17, // 39: atoll.v1.AppService.ListApps:output_type -> atoll.v1.ListAppsResponse
+	13, // 40: atoll.v1.AppService.UpdateApp:output_type -> atoll.v1.App
+	28, // 41: atoll.v1.AppService.DeleteApp:output_type -> google.protobuf.Empty
+	13, // 42: atoll.v1.AppService.RestartApp:output_type -> atoll.v1.App
+	22, // 43: atoll.v1.AppService.GetAppLogs:output_type -> atoll.v1.LogLine
+	37, // [37:44] is the sub-list for method output_type
+	30, // [30:37] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_app_proto_init() }
@@ -1956,14 +2190,14 @@ func file_atoll_v1_app_proto_init() {
 		return
 	}
 	file_atoll_v1_types_proto_init()
-	file_atoll_v1_app_proto_msgTypes[10].OneofWrappers = []any{}
+	file_atoll_v1_app_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_app_proto_rawDesc), len(file_atoll_v1_app_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
