@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/atollhq/atoll/controlplane/api"
 )
 
 // Config of a server. Start from DefaultConfig.
@@ -73,9 +75,15 @@ type Config struct {
 	HeartbeatPeriod time.Duration
 	NodeTTL         time.Duration
 	UsagePeriod     time.Duration
-	// Domain of public app hostnames; RouterPort is the agents' router port (for URLs).
-	Domain     string
-	RouterPort int
+	// Public app endpoints: an app's public endpoint is the hostname
+	// <app>-<env>.<Domain> (the agents' routers route on it), reached at
+	// PublicScheme://<hostname>:<RouterPort>/. RouterPort is the port users
+	// reach the routers at (the agents' --router-addr port, or a load
+	// balancer's in front of them); it is left out of URLs when it is the
+	// scheme's default (80 for http, 443 for https) or 0.
+	Domain       string
+	RouterPort   int
+	PublicScheme string
 
 	LogOutput io.Writer
 	LogLevel  string // debug, info, warn, error
@@ -113,6 +121,7 @@ func DefaultConfig() Config {
 		UsagePeriod:        2 * time.Second,
 		Domain:             "localhost",
 		RouterPort:         7080,
+		PublicScheme:       "http",
 		LogOutput:          os.Stderr,
 		LogLevel:           "info",
 	}
@@ -153,8 +162,14 @@ func (c Config) Validate() error {
 	if c.HeartbeatPeriod <= 0 || c.NodeTTL < 2*c.HeartbeatPeriod || c.UsagePeriod <= 0 {
 		errs = append(errs, errors.New("agents: heartbeat period and usage period must be positive, node TTL at least twice the heartbeat period"))
 	}
-	if c.Domain == "" {
-		errs = append(errs, errors.New("domain of public hostnames is required (--domain)"))
+	if err := api.CheckPublicDomain(c.Domain); err != nil {
+		errs = append(errs, fmt.Errorf("--public-domain: %w", err))
+	}
+	if c.RouterPort < 0 || c.RouterPort > 65535 {
+		errs = append(errs, fmt.Errorf("--public-port %d: must be between 1 and 65535 (0: leave the port out of URLs)", c.RouterPort))
+	}
+	if c.PublicScheme != "http" && c.PublicScheme != "https" {
+		errs = append(errs, fmt.Errorf("--public-scheme %q: must be http or https", c.PublicScheme))
 	}
 	if c.DeletedRetention < 0 {
 		errs = append(errs, errors.New("deleted retention must be 0 (keep soft-deleted environments forever) or positive (--deleted-retention)"))

@@ -180,6 +180,10 @@ func (s *Server) joinLoop() {
 	for {
 		for _, addr := range s.cfg.Join {
 			if err := s.joinVia(addr); err != nil {
+				if permanentJoinError(err) {
+					s.fail(joinRefused(addr, err))
+					return
+				}
 				s.log.Warn("join failed; will retry", "via", addr, "err", err)
 				continue
 			}

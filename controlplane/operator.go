@@ -11,7 +11,9 @@ import (
 	"github.com/atollhq/atoll/client"
 	"github.com/atollhq/atoll/controlplane/apierr"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // ClusterKey implements api.Operator: the keyring for a joining server.
@@ -122,4 +124,38 @@ func (s *Server) RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, erro
 		}
 	}
 	return s.raft.AppliedIndex(), nil
+}
+
+// permanentJoinError: the cluster answered the join and said no (bad token,
+// bad request); asking again cannot help. Anything else (unreachable, no
+// leader yet, a leadership change during the join) is retried.
+func permanentJoinError(err error) bool {
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.FailedPrecondition, codes.Unimplemented:
+		return true
+	}
+	return false
+}
+
+// joinRefused says why the cluster refused this server and what to do.
+func joinRefused(addr string, err error) error {
+	msg := status.Convert(err).Message()
+	hint := ""
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		hint = "; pass a token with the cluster:admin scope of that cluster (--token or ATOLL_TOKEN), e.g. its bootstrap admin token"
+	}
+	return fmt.Errorf("join via %s refused (%s): %s%s", addr, status.Code(err), msg, hint)
+}
+
+// Failed receives an error when the server cannot go on and should exit
+// (a join the cluster refused for good). Close still needs to be called.
+func (s *Server) Failed() <-chan error { return s.failed }
+
+func (s *Server) fail(err error) {
+	s.log.Error("server cannot continue", "err", err)
+	select {
+	case s.failed <- err:
+	default:
+	}
 }

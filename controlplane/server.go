@@ -83,11 +83,14 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	closeOnce sync.Once
+	failed    chan error // Failed
 }
 
 // New creates a server, opens its raft log and binds its listeners. Call
 // Start to serve.
 func New(cfg Config) (*Server, error) {
+	// Hostnames match case-insensitively: keep the domain in one form.
+	cfg.Domain = strings.ToLower(strings.TrimSuffix(cfg.Domain, "."))
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config:\n%w", err)
 	}
@@ -109,7 +112,7 @@ func New(cfg Config) (*Server, error) {
 			cfg.Gatherer = g
 		}
 	}
-	s := &Server{cfg: cfg, log: log.With("server", id), id: id, conns: map[string]*grpc.ClientConn{}, notifyCh: make(chan bool, 16), epoch: time.Now()}
+	s := &Server{cfg: cfg, log: log.With("server", id), id: id, conns: map[string]*grpc.ClientConn{}, notifyCh: make(chan bool, 16), epoch: time.Now(), failed: make(chan error, 1)}
 	if cfg.TLSCert != "" {
 		if s.serverTLS, err = tlsutil.ServerConfig(cfg.TLSCert, cfg.TLSKey); err != nil {
 			return nil, err
@@ -256,6 +259,12 @@ func (s *Server) ID() string { return s.id }
 // GRPCAddr is the bound gRPC address.
 func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 
+// PublicURLPattern shows where apps' public endpoints are reached:
+// http://<app>-<env>.localhost:7080/.
+func (s *Server) PublicURLPattern() string {
+	return api.PublicURLPattern(s.cfg.PublicScheme, s.cfg.Domain, s.cfg.RouterPort)
+}
+
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
 
@@ -299,7 +308,7 @@ func (s *Server) member() *atollv1.ServerMember {
 
 // Start serves the APIs and runs the background loops until Close.
 func (s *Server) Start() error {
-	services := api.NewServices(s, s, api.Options{MaxTTL: s.cfg.MaxTTL, Log: s.log, Domain: s.cfg.Domain, RouterPort: s.cfg.RouterPort,
+	services := api.NewServices(s, s, api.Options{MaxTTL: s.cfg.MaxTTL, Log: s.log, Domain: s.cfg.Domain, RouterPort: s.cfg.RouterPort, PublicScheme: s.cfg.PublicScheme,
 		Usage: s.dispatcher, Logs: s.dispatcher, Health: s.dispatcher, Secrets: s.keyring})
 	auth := &api.Authenticator{Lookup: s.lookupToken, Now: time.Now, OrgSlug: func(id string) string {
 		st, _ := s.fsm.State()
@@ -513,6 +522,12 @@ func (s *Server) TLS() bool { return s.serverTLS != nil }
 func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, string, error) {
 	for {
 		_, id := s.raft.LeaderWithID()
+		if id == "" {
+			// Waiting cannot help a server outside the cluster: say so now.
+			if err := s.membershipProblem(); err != nil {
+				return nil, "", err
+			}
+		}
 		if id != "" {
 			if id == raft.ServerID(s.id) {
 				return nil, s.id, nil
@@ -532,4 +547,29 @@ func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, string, erro
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// membershipProblem explains why this server cannot take part in the
+// cluster (nil when it is in the raft configuration): it was removed from
+// it, or it has not joined one yet.
+func (s *Server) membershipProblem() error {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	servers := f.Configuration().Servers
+	for _, srv := range servers {
+		if srv.ID == raft.ServerID(s.id) {
+			return nil
+		}
+	}
+	if len(servers) == 0 {
+		if len(s.cfg.Join) > 0 {
+			return apierr.Unavailable("server %s has not joined the cluster yet (joining via %s; its log says why if this lasts): retry shortly, or use another server",
+				s.id, strings.Join(s.cfg.Join, ","))
+		}
+		return apierr.Unavailable("server %s is not part of a cluster: restart it with --bootstrap (a new cluster) or --join <gRPC address of a cluster server>", s.id)
+	}
+	return apierr.Unavailable("server %s is not in the cluster's raft configuration (removed with `atoll operator raft remove-peer`?) and cannot serve requests: use another server, or restart it with --join <gRPC address of a cluster server> after clearing its data dir %s",
+		s.id, s.cfg.DataDir)
 }

@@ -3,9 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
-	"net"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -63,10 +61,7 @@ func (s *Services) Hostname(app, envSlug string) string {
 }
 
 func (s *Services) appURL(host string) string {
-	if s.opts.RouterPort == 0 || s.opts.RouterPort == 80 {
-		return "http://" + host + "/"
-	}
-	return "http://" + net.JoinHostPort(host, strconv.Itoa(s.opts.RouterPort)) + "/"
+	return PublicURL(s.opts.PublicScheme, host, s.opts.RouterPort)
 }
 
 // commandLine turns a JSON string ("sh -c 'x'") or array into argv.

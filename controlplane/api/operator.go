@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/atollhq/atoll/controlplane/apierr"
@@ -16,7 +18,12 @@ type operatorService struct {
 	atollv1.UnimplementedOperatorServiceServer
 }
 
+// ServerIDHeader names the server that answered ListRaftPeers (it is served
+// locally, not forwarded): a server missing from its own list was removed.
+const ServerIDHeader = "x-atoll-server-id"
+
 func (o *operatorService) ListRaftPeers(ctx context.Context, _ *atollv1.ListRaftPeersRequest) (*atollv1.ListRaftPeersResponse, error) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(ServerIDHeader, o.s.op.ServerID()))
 	peers, err := o.s.op.RaftPeers(ctx)
 	if err != nil {
 		return nil, err

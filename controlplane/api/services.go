@@ -45,10 +45,11 @@ type Options struct {
 	MaxTTL time.Duration // longest environment TTL; default 720h
 	Now    func() time.Time
 	Log    *slog.Logger
-	// Domain of public app hostnames (<app>-<env>.<domain>); RouterPort is
-	// the port the agents' routers listen on, for the URLs shown.
-	Domain     string
-	RouterPort int
+	// Domain of public app hostnames (<app>-<env>.<domain>); RouterPort and
+	// PublicScheme make the URLs shown (PublicURL; scheme default http).
+	Domain       string
+	RouterPort   int
+	PublicScheme string
 	// Usage gives live usage measured by the agents (nil: none yet).
 	Usage UsageSource
 	// Logs streams an instance's logs from its node (nil: unsupported).
