@@ -27,7 +27,6 @@ func agentCommand() *command {
 func runAgentCmd(ctx context.Context, env *cliEnv, args []string) error {
 	cfg := agent.DefaultConfig()
 	fs := flag.NewFlagSet("atoll agent", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
 	servers := fs.String("servers", env.getenv("ATOLL_SERVERS"), "comma-separated control-plane gRPC addresses (env ATOLL_SERVERS)")
 	fs.StringVar(&cfg.JoinToken, "join-token", env.getenv("ATOLL_JOIN_TOKEN"), "join token created on the control plane (env ATOLL_JOIN_TOKEN)")
 	dataDir := fs.String("data-dir", "./atoll-agent-data", "directory for the node id and container files")
@@ -52,11 +51,8 @@ func runAgentCmd(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Var(&labels, "label", "node label key=value (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:7074", "serve Prometheus /metrics here (\"\" : off)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usagef("%v", err)
+	if done, err := parseFlags(env, fs, args, "", "run a host agent: containers on the local Docker Engine, router, logs"); done || err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("atoll agent: unexpected arguments %q", fs.Args())

@@ -22,6 +22,9 @@ import (
 	"github.com/atollhq/atoll/internal/tlsutil"
 )
 
+// defaultAddr is where client commands look for a server (atoll dev's gRPC address).
+const defaultAddr = "127.0.0.1:7071"
+
 // clientOpts are the flags every client command takes.
 type clientOpts struct {
 	addr, token, output string
@@ -32,7 +35,7 @@ type clientOpts struct {
 func (o *clientOpts) register(fs *flag.FlagSet, getenv func(string) string) {
 	addr := getenv("ATOLL_ADDR")
 	if addr == "" {
-		addr = "127.0.0.1:7071"
+		addr = defaultAddr
 	}
 	fs.StringVar(&o.addr, "addr", addr, "gRPC address of any atoll server (env ATOLL_ADDR)")
 	fs.StringVar(&o.token, "token", getenv("ATOLL_TOKEN"), "API token (env ATOLL_TOKEN)")
@@ -71,7 +74,10 @@ func (o *clientOpts) explain(err error) error {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		return fmt.Errorf("cannot reach atoll at %s: %s\n  %s", o.addr, st.Message(), o.unavailableHint(st.Message()))
+		if !connectionError(st.Message()) { // the server answered: it says why
+			return fmt.Errorf("unavailable: %s", st.Message())
+		}
+		return fmt.Errorf("cannot reach %s: %s\n  %s", o.addr, st.Message(), o.unavailableHint(st.Message()))
 	case codes.Unauthenticated:
 		return fmt.Errorf("%s\n  check ATOLL_TOKEN (a dev server's admin token is in atoll-data/admin.token)", st.Message())
 	}
@@ -101,7 +107,23 @@ func (o *clientOpts) unavailableHint(msg string) string {
 	case o.ca == "" && (strings.Contains(m, "server preface") || strings.Contains(m, "connection reset") || strings.Contains(m, "eof")):
 		return "if the server uses TLS, pass its CA certificate with --tls-ca (or ATOLL_CACERT); else is ATOLL_ADDR right?"
 	}
-	return "is the server running? (go run ./cmd/atoll dev) is ATOLL_ADDR right?"
+	if o.addr == defaultAddr {
+		return "is an atoll server running at " + o.addr + "? (`atoll dev` starts one locally; for a cluster, pass --addr or set ATOLL_ADDR)"
+	}
+	return "check --addr/ATOLL_ADDR: the gRPC address (host:port) of any server of the cluster"
+}
+
+// connectionError tells the client library's "could not talk to the server"
+// from an UNAVAILABLE the server itself sent (no leader, not in the cluster).
+func connectionError(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, s := range []string{"connection error", "dial tcp", "connection refused", "connection reset", "no such host",
+		"name resolver", "produced zero addresses", "server preface", "transport:", "handshake", "certificate", "x509", "eof", "i/o timeout"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
 }
 
 var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}

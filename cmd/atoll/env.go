@@ -62,11 +62,17 @@ func resolveEnv(c *call, arg string, deleted bool) (string, error) {
 	}
 	switch len(m) {
 	case 0:
-		hint := "run `atoll env list` to see them"
 		if !deleted {
-			hint = "run `atoll env list --all` to include deleted ones"
+			// Not live: say so if it is a deleted one, and how to bring it back.
+			switch _, err := resolveEnv(c, arg, true); {
+			case err == nil:
+				return "", fmt.Errorf("environment %q is deleted: restore it with `atoll env restore %s` (`atoll env list --all` shows deleted environments)", arg, arg)
+			case strings.Contains(err.Error(), "ambiguous"):
+				return "", fmt.Errorf("no live environment named %q, and %v; restore one with `atoll env restore ID`", arg, err)
+			}
+			return "", fmt.Errorf("not found: no environment named %q (run `atoll env list --all` to include deleted ones)", arg)
 		}
-		return "", fmt.Errorf("not found: no environment named %q (%s)", arg, hint)
+		return "", fmt.Errorf("not found: no environment named %q (run `atoll env list --all` to see them)", arg)
 	case 1:
 		return m[0].Id, nil
 	}

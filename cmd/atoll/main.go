@@ -4,10 +4,14 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/atollhq/atoll/controlplane"
@@ -18,14 +22,23 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		var u usageError
 		if errors.As(err, &u) {
-			fmt.Fprintln(os.Stderr, "atoll:", err)
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "atoll:", err)
 		os.Exit(1)
 	}
+}
+
+// errorLine is what main prints for a failed command: prefixed with
+// "atoll:" unless the message already names the command ("atoll env: ...").
+func errorLine(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "atoll:") || strings.HasPrefix(msg, "atoll ") {
+		return msg
+	}
+	return "atoll: " + msg
 }
 
 // usageError is a mistake in the command line (exit status 2).
@@ -66,14 +79,53 @@ func root() *command {
 		orgCommand(),
 		tokenCommand(),
 		operatorCommand(),
-		{name: "version", short: "print the version", run: func(_ context.Context, e *cliEnv, _ []string) error {
-			fmt.Fprintln(e.stdout, "atoll", version)
-			return nil
-		}},
+		{name: "version", short: "print the version, commit and Go version (also: atoll --version)", run: runVersion},
 	}}
 }
 
+// version is set at build time (-ldflags "-X main.version=v1.2.3"); a
+// `go install`ed binary reports its module version instead.
 var version = "dev"
+
+func runVersion(_ context.Context, e *cliEnv, args []string) error {
+	fs := flag.NewFlagSet("atoll version", flag.ContinueOnError)
+	if done, err := parseFlags(e, fs, args, "", "print the version, commit and Go version"); done || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("atoll version: unexpected arguments %q", fs.Args())
+	}
+	fmt.Fprintln(e.stdout, versionLine())
+	return nil
+}
+
+// versionLine: "atoll v1.2.0 (commit 1a2b3c4d5e6f, modified; go1.26.8 linux/amd64)".
+func versionLine() string {
+	v, commit, modified, goVersion := version, "", false, runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		goVersion = bi.GoVersion
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if commit == "" {
+		commit = "unknown"
+	} else if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if modified {
+		commit += ", modified"
+	}
+	return fmt.Sprintf("atoll %s (commit %s; %s %s/%s)", v, commit, goVersion, runtime.GOOS, runtime.GOARCH)
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	env := &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv}
@@ -84,7 +136,10 @@ func dispatch(ctx context.Context, env *cliEnv, c *command, args []string, path 
 	if c.run != nil {
 		return c.run(ctx, env, args)
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if c.name == "atoll" && len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "-v") {
+		return runVersion(ctx, env, args[1:])
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
 		printHelp(env.stdout, c, path)
 		if len(args) == 0 {
 			return usagef("%s: missing command", path)
@@ -100,8 +155,37 @@ func dispatch(ctx context.Context, env *cliEnv, c *command, args []string, path 
 }
 
 func printHelp(w io.Writer, c *command, path string) {
-	fmt.Fprintf(w, "usage: %s <command> [flags]\n\ncommands:\n", path)
-	for _, s := range c.subs {
-		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.short)
+	fmt.Fprintf(w, "usage: %s <command> [flags]\n", path)
+	if c.short != "" {
+		fmt.Fprintf(w, "\n%s\n", c.short)
 	}
+	fmt.Fprintln(w, "\ncommands:")
+	tw := tableWriter(w)
+	for _, s := range c.subs {
+		fmt.Fprintf(tw, "  %s\t%s\n", s.name, s.short)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nrun `%s <command> --help` for a command's flags", path)
+	if path == "atoll" {
+		fmt.Fprint(w, "; `atoll --version` prints the version")
+	}
+	fmt.Fprintln(w)
+}
+
+// parseFlags parses the flags of a command that is not a client command
+// (server, dev, agent, version): -h/--help prints its usage on stdout and
+// ends the command successfully (done); a bad flag is a usage error that
+// says how to get help.
+func parseFlags(e *cliEnv, fs *flag.FlagSet, args []string, argsUsage, short string) (done bool, err error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err = fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		printLeafHelp(e.stdout, fs, fs.Name(), argsUsage, short)
+		return true, nil
+	}
+	if err != nil {
+		return true, usagef("%s: %v (run `%s --help`)", fs.Name(), err, fs.Name())
+	}
+	return false, nil
 }

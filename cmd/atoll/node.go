@@ -149,8 +149,13 @@ func nodeDrainCmd(undrain bool) *command {
 				fmt.Fprintf(c.e.stdout, "node %s (%s) is %s: it takes new instances again\n", n.Name, n.Id, nodeStatus(n))
 				return nil
 			}
-			fmt.Fprintf(c.e.stdout, "node %s (%s) is %s: its %d instance(s) move to other nodes\n  follow with `atoll node get %s`\n",
-				n.Name, n.Id, nodeStatus(n), n.Instances, n.Name)
+			if others, err := readyNodesBesides(c, n.Id); err == nil && others == 0 {
+				fmt.Fprintf(c.e.stdout, "node %s (%s) is %s, but there is no other ready node: nothing new is placed on it, and its %d instance(s) have nowhere to move, so they keep running here\n  add a node (atoll agent --join-token ...), or undo with `atoll node undrain %s`\n",
+					n.Name, n.Id, nodeStatus(n), n.Instances, n.Name)
+				return nil
+			}
+			fmt.Fprintf(c.e.stdout, "node %s (%s) is %s: its %d instance(s) move to other nodes\n  follow with `atoll node get %s`; undo with `atoll node undrain %s`\n",
+				n.Name, n.Id, nodeStatus(n), n.Instances, n.Name, n.Name)
 			return nil
 		}
 	})
@@ -158,3 +163,18 @@ func nodeDrainCmd(undrain bool) *command {
 
 func nodeDrain() *command   { return nodeDrainCmd(false) }
 func nodeUndrain() *command { return nodeDrainCmd(true) }
+
+// readyNodesBesides counts the nodes other than id that take new instances.
+func readyNodesBesides(c *call, id string) (int, error) {
+	resp, err := nodeClient(c).ListNodes(c.ctx, &atollv1.ListNodesRequest{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, x := range resp.Nodes {
+		if x.Id != id && x.Status == atollv1.NodeStatus_NODE_READY && !x.Drain {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -6,8 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/atollhq/atoll/client"
+	"github.com/atollhq/atoll/controlplane/api"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -23,17 +28,25 @@ func opClient(c *call) atollv1.OperatorServiceClient { return atollv1.NewOperato
 func raftListPeers() *command {
 	return leaf("operator raft list-peers", "", "list the raft servers and the leader", 0, 0, func(fs *flag.FlagSet) func(*call) error {
 		return func(c *call) error {
-			resp, err := opClient(c).ListRaftPeers(c.ctx, &atollv1.ListRaftPeersRequest{})
+			var md metadata.MD
+			resp, err := opClient(c).ListRaftPeers(c.ctx, &atollv1.ListRaftPeersRequest{}, grpc.Header(&md))
 			if err != nil {
 				return err
 			}
-			return c.print(resp, func(w io.Writer) {
+			if err := c.print(resp, func(w io.Writer) {
 				rows := make([][]string, len(resp.Peers))
 				for i, p := range resp.Peers {
 					rows[i] = []string{p.Id, p.Address, orDash(p.GrpcAddress), fmt.Sprint(p.Leader), fmt.Sprint(p.Voter)}
 				}
 				table(w, []string{"ID", "ADDRESS", "GRPC", "LEADER", "VOTER"}, rows)
-			})
+			}); err != nil {
+				return err
+			}
+			var self string
+			if v := md.Get(api.ServerIDHeader); len(v) > 0 {
+				self = v[0]
+			}
+			return peersProblem(resp.Peers, self, c.o.addr)
 		}
 	})
 }
@@ -115,4 +128,35 @@ func snapshotRestore() *command {
 			return nil
 		}
 	})
+}
+
+// peersProblem is the error list-peers exits with when the answering server
+// knows no leader (the peers are printed first): nil when there is one.
+func peersProblem(peers []*atollv1.RaftPeer, self, addr string) error {
+	for _, p := range peers {
+		if p.Leader {
+			return nil
+		}
+	}
+	who := "the server at " + addr
+	if self != "" {
+		who = "server " + self + " (at " + addr + ")"
+	}
+	if self != "" && len(peers) > 0 && !slices.ContainsFunc(peers, func(p *atollv1.RaftPeer) bool { return p.Id == self }) {
+		return fmt.Errorf("no leader: %s is not in the raft configuration it knows (removed?); ask another server with --addr, and restart this one with --join <addr> after clearing its data dir", who)
+	}
+	if len(peers) == 0 {
+		return fmt.Errorf("no leader: %s has no raft configuration (not bootstrapped or joined yet?)", who)
+	}
+	return fmt.Errorf("no leader: %s knows no leader; the cluster has no quorum until a majority of the %d voters above is up and reachable", who, countVoters(peers))
+}
+
+func countVoters(peers []*atollv1.RaftPeer) int {
+	n := 0
+	for _, p := range peers {
+		if p.Voter {
+			n++
+		}
+	}
+	return n
 }

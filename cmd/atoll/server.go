@@ -33,22 +33,35 @@ func serverFlags(fs *flag.FlagSet, cfg *controlplane.Config, getenv func(string)
 	fs.DurationVar(&cfg.DeletedRetention, "deleted-retention", cfg.DeletedRetention, "how long a deleted environment stays restorable before it is purged (0: forever)")
 	join := fs.String("join", "", "comma-separated gRPC addresses of servers of the cluster to join")
 	fs.StringVar(&cfg.JoinToken, "token", getenv("ATOLL_TOKEN"), "token with cluster:admin, for --join (env ATOLL_TOKEN)")
+	publicFlags(fs, cfg)
 	return join
+}
+
+// publicFlags say where users reach apps' public endpoints: the hostname
+// <app>-<env>.<public-domain> (the agents' routers route on it; point a
+// wildcard DNS record *.<public-domain> at the agents or at a load balancer
+// in front of them) and the scheme and port in the URLs the API shows.
+func publicFlags(fs *flag.FlagSet, cfg *controlplane.Config) {
+	fs.StringVar(&cfg.Domain, "public-domain", cfg.Domain, "domain of public app hostnames: apps at <app>-<env>.<domain> (point *.<domain> at the agents or their load balancer)")
+	fs.IntVar(&cfg.RouterPort, "public-port", cfg.RouterPort, "port in public app URLs: the agents' --router-addr port or a load balancer's (left out when 80 for http, 443 for https)")
+	fs.StringVar(&cfg.PublicScheme, "public-scheme", cfg.PublicScheme, "scheme of public app URLs: http, or https when a TLS-terminating proxy is in front of the agents")
 }
 
 func runServer(ctx context.Context, env *cliEnv, args []string) error {
 	cfg := controlplane.DefaultConfig()
 	cfg.LogOutput = env.stderr
 	fs := flag.NewFlagSet("atoll server", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
 	join := serverFlags(fs, &cfg, env.getenv)
 	// TLS is for clusters; atoll dev stays plaintext.
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "TLS certificate (PEM): serve gRPC, HTTPS and raft over TLS (with --tls-key and --tls-ca)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "TLS private key (PEM) of --tls-cert")
 	fs.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "CA certificate (PEM) that verifies the other servers and the agents this server dials")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this server, and create the first organization and admin token")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+	if done, err := parseFlags(env, fs, args, "", "run a control-plane server (raft voter): --bootstrap the first one, --join the others"); done || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("atoll server: unexpected arguments %q (run `atoll server --help`)", fs.Args())
 	}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
@@ -66,7 +79,14 @@ func runServer(ctx context.Context, env *cliEnv, args []string) error {
 		scheme, sec = "https", ", TLS"
 	}
 	fmt.Fprintf(env.stdout, "atoll server %s: API %s://%s (REST) %s (gRPC), raft %s%s\n", s.ID(), scheme, s.HTTPAddr(), s.GRPCAddr(), s.RaftAddr(), sec)
-	<-ctx.Done()
+	fmt.Fprintf(env.stdout, "             apps at %s\n", s.PublicURLPattern())
+	select {
+	case <-ctx.Done():
+	case err := <-s.Failed():
+		// e.g. --join refused for good: no point retrying.
+		s.Close()
+		return err
+	}
 	fmt.Fprintln(env.stderr, "shutting down...")
 	return s.Close()
 }
@@ -77,16 +97,18 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	cfg.LogLevel = "warn"
 	cfg.NodeID = "dev"
 	fs := flag.NewFlagSet("atoll dev", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
 	serverFlags(fs, &cfg, env.getenv)
-	routerAddr := fs.String("router-addr", "127.0.0.1:7080", "the local agent's HTTP router: apps at http://<app>-<env>.<domain>:<port>")
+	routerAddr := fs.String("router-addr", "127.0.0.1:7080", "the local agent's HTTP router: apps at http://<app>-<env>.<domain>:<port> (the port is --public-port's default)")
 	agentAddr := fs.String("agent-addr", "127.0.0.1:7073", "the local agent's own gRPC endpoint (logs)")
 	noAgent := fs.Bool("no-agent", false, "run only the server, without the local agent")
-	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "domain of public app hostnames")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "same as --public-domain")
+	if done, err := parseFlags(env, fs, args, "", "run one server and a local agent in this process (data in ./atoll-data)"); done || err != nil {
+		return err
 	}
-	if _, port, err := net.SplitHostPort(*routerAddr); err == nil {
+	if fs.NArg() > 0 {
+		return usagef("atoll dev: unexpected arguments %q (run `atoll dev --help`)", fs.Args())
+	}
+	if _, port, err := net.SplitHostPort(*routerAddr); err == nil && !setFlags(fs)["public-port"] {
 		cfg.RouterPort, _ = strconv.Atoi(port)
 	}
 	cfg.Bootstrap = true
@@ -121,7 +143,7 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintf(env.stderr, "warning: Docker is not reachable (%v).\n  The API serves, but apps cannot run until the Docker Engine is up; the agent keeps retrying.\n", dockerErr)
 		}
 	}
-	printDevBanner(env.stdout, s, token, tokenPath, local, cfg.Domain)
+	printDevBanner(env.stdout, s, token, tokenPath, local)
 	<-ctx.Done()
 	fmt.Fprintln(env.stderr, "shutting down...")
 	if local != nil {
@@ -187,11 +209,10 @@ func startLocalAgent(ctx context.Context, env *cliEnv, cfg controlplane.Config, 
 	return a, dockerErr, nil
 }
 
-func printDevBanner(w io.Writer, s *controlplane.Server, token, tokenPath string, a *agent.Agent, domain string) {
+func printDevBanner(w io.Writer, s *controlplane.Server, token, tokenPath string, a *agent.Agent) {
 	fmt.Fprintf(w, "atoll dev: API http://%s (REST)  %s (gRPC)\n", s.HTTPAddr(), s.GRPCAddr())
 	if a != nil {
-		_, port, _ := net.SplitHostPort(a.RouterAddr())
-		fmt.Fprintf(w, "           apps at http://<app>-<env>.%s:%s\n", domain, port)
+		fmt.Fprintf(w, "           apps at %s (router on %s)\n", s.PublicURLPattern(), a.RouterAddr())
 	}
 	short := token
 	if len(short) > 12 {

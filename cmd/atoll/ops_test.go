@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/atollhq/atoll/controlplane/cptest"
+)
+
+func runCLI(args ...string) (stdout, stderr string, err error) {
+	var o, e bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = run(ctx, args, &o, &e)
+	return o.String(), e.String(), err
+}
+
+var versionRe = regexp.MustCompile(`^atoll \S+ \(commit [^;]+; go1\.\S+ \w+/\w+\)\n$`)
+
+func TestVersionAndHelp(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-v"}, {"version"}} {
+		out, errOut, err := runCLI(args...)
+		if err != nil || !versionRe.MatchString(out) {
+			t.Errorf("atoll %s: %v, stdout %q stderr %q; want one line like \"atoll v1 (commit abc; go1.x os/arch)\"", args[0], err, out, errOut)
+		}
+	}
+	for _, args := range [][]string{
+		{"server", "--help"}, {"server", "-h"}, {"dev", "--help"}, {"agent", "--help"}, {"version", "--help"},
+		{"env", "list", "--help"}, {"operator", "raft", "--help"}, {"--help"},
+	} {
+		out, errOut, err := runCLI(args...)
+		name := strings.Join(args, " ")
+		if err != nil {
+			t.Errorf("atoll %s: %v, want exit 0", name, err)
+		}
+		if !strings.Contains(out, "usage: atoll") {
+			t.Errorf("atoll %s: no usage on stdout:\n%s", name, out)
+		}
+		if strings.Contains(out+errOut, "help requested") {
+			t.Errorf("atoll %s prints the flag package's \"help requested\":\n%s%s", name, out, errOut)
+		}
+	}
+	out, _, _ := runCLI("server", "--help")
+	mustContain(t, "server --help", out, "--public-domain", "--public-port", "--public-scheme", "--join", "--bootstrap")
+	out, _, _ = runCLI("dev", "--help")
+	mustContain(t, "dev --help", out, "--public-domain", "--router-addr")
+	// Group help: names and descriptions in aligned columns, never run together.
+	out, _, _ = runCLI("operator", "raft", "--help")
+	for _, sub := range []string{"list-peers", "remove-peer"} {
+		if !regexp.MustCompile(`(?m)^  ` + sub + `  +\S`).MatchString(out) {
+			t.Errorf("operator raft --help: %q not followed by a column gap:\n%s", sub, out)
+		}
+	}
+	// A bad flag is a usage error pointing at --help, printed once with one "atoll:".
+	_, _, err := runCLI("server", "--nope")
+	var u usageError
+	if err == nil || !errorsAs(err, &u) || !strings.Contains(err.Error(), "atoll server --help") {
+		t.Fatalf("server --nope: %v", err)
+	}
+	_, _, err = runCLI("--bogus")
+	if err == nil || strings.HasPrefix(errorLine(err), "atoll: atoll") || !strings.HasPrefix(errorLine(err), "atoll") {
+		t.Fatalf("atoll --bogus prints %q", errorLine(err))
+	}
+	if got := errorLine(usagef("no API token")); got != "atoll: no API token" {
+		t.Fatalf("errorLine = %q", got)
+	}
+}
+
+func TestUnavailableHints(t *testing.T) {
+	local := (&clientOpts{addr: defaultAddr}).unavailableHint("connection error: desc = \"transport: Error while dialing: dial tcp 127.0.0.1:7071: connect: connection refused\"")
+	mustContain(t, "default address hint", local, "is an atoll server running at "+defaultAddr, "atoll dev")
+	remote := (&clientOpts{addr: "10.0.0.1:7071"}).unavailableHint("connection refused")
+	mustContain(t, "cluster address hint", remote, "--addr/ATOLL_ADDR")
+	if strings.Contains(remote, "atoll dev") {
+		t.Fatalf("a cluster address is told about atoll dev: %q", remote)
+	}
+}
+
+func TestServerPublicFlags(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"server", "--bootstrap", "--data-dir", t.TempDir(), "--raft-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+			"--public-domain", "apps.example.test", "--public-port", "80"}, &out, &errOut)
+	}()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(out.String(), "apps at") {
+		select {
+		case err := <-done:
+			t.Fatalf("server exited: %v\n%s%s", err, out.String(), errOut.String())
+		case <-deadline:
+			t.Fatalf("no banner within 30s:\n%s%s", out.String(), errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	mustContain(t, "server banner", out.String(), "apps at http://<app>-<env>.apps.example.test/")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("server after cancel: %v", err)
+	}
+	_, _, err := runCLI("server", "--bootstrap", "--data-dir", t.TempDir(), "--public-domain", "https://apps.example.test")
+	if err == nil || !strings.Contains(err.Error(), "without a scheme (use --public-scheme)") {
+		t.Fatalf("--public-domain with a scheme: %v", err)
+	}
+}
+
+// `atoll server --join` with a token the cluster refuses exits with the reason.
+func TestServerJoinRefusedExits(t *testing.T) {
+	c := cptest.NewCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errOut syncBuffer
+	err := run(ctx, []string{"server", "--join", c.Servers[0].GRPCAddr(), "--token", "atl_bogus-token", "--data-dir", t.TempDir(),
+		"--raft-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, &out, &errOut)
+	if ctx.Err() != nil {
+		t.Fatalf("server with a refused join still running after 30s:\n%s%s", out.String(), errOut.String())
+	}
+	if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), "unknown or revoked") {
+		t.Fatalf("refused join: %v", err)
+	}
+}
+
+// Operating a cluster: list-peers with and without a leader, drain of the
+// only node, a deleted environment, a removed server.
+func TestClusterOperatorCLI(t *testing.T) {
+	c := cptest.NewCluster(t, 3)
+	l := c.WaitLeader()
+	cli := cliRunner{t: t, addr: l.GRPCAddr(), token: c.AdminToken}
+	out := cli.ok("operator", "raft", "list-peers")
+	mustContain(t, "list-peers", out, "LEADER", "true", l.ID())
+
+	agent := c.NewFakeAgent(cptest.FakeAgentConfig{Name: "only-host"})
+	out = cli.ok("node", "drain", "only-host")
+	mustContain(t, "drain of the only node", out, "no other ready node", "nowhere to move", "atoll node undrain only-host")
+	out = cli.ok("node", "undrain", agent.NodeID())
+	mustContain(t, "undrain", out, "takes new instances again")
+
+	cli.ok("env", "create", "gone-env")
+	cli.ok("env", "delete", "gone-env")
+	err := cli.fails("app", "get", "web", "--env", "gone-env")
+	mustContain(t, "app get in a deleted environment", err.Error(), `"gone-env" is deleted`, "atoll env restore gone-env")
+	err = cli.fails("app", "get", "web", "--env", "never-was")
+	mustContain(t, "app get in an unknown environment", err.Error(), `no environment named "never-was"`)
+
+	gone := c.Followers()[0]
+	cli.ok("operator", "raft", "remove-peer", gone.ID())
+	cptest.WaitFor(t, 20*time.Second, "the removed server to lose the leader", func() bool {
+		_, leader := gone.Raft().LeaderWithID()
+		cf := gone.Raft().GetConfiguration()
+		if cf.Error() != nil || leader != "" {
+			return false
+		}
+		for _, s := range cf.Configuration().Servers {
+			if s.ID == raft.ServerID(gone.ID()) {
+				return false
+			}
+		}
+		return true
+	})
+	goneCLI := cliRunner{t: t, addr: gone.GRPCAddr(), token: c.AdminToken}
+	stdout, _, err := goneCLI.run("operator", "raft", "list-peers")
+	if err == nil {
+		t.Fatalf("list-peers on a server without a leader exited 0:\n%s", stdout)
+	}
+	mustContain(t, "list-peers without a leader", err.Error(), "no leader", gone.ID(), "not in the raft configuration")
+	mustContain(t, "list-peers without a leader prints the peers it knows", stdout, "ID", l.ID())
+	err = goneCLI.fails("env", "list")
+	mustContain(t, "a request to a removed server", err.Error(), "not in the cluster's raft configuration", "--join")
+	if strings.Contains(err.Error(), "cannot reach") || strings.Contains(err.Error(), "atoll dev") {
+		t.Fatalf("a server that answered is reported unreachable: %v", err)
+	}
+	err = cliRunner{t: t, addr: "127.0.0.1:1", token: c.AdminToken}.fails("env", "list")
+	mustContain(t, "unreachable address", err.Error(), "cannot reach 127.0.0.1:1", "--addr/ATOLL_ADDR")
+}
