@@ -51,11 +51,29 @@ func serveMechaMental(w http.ResponseWriter, r *http.Request, next http.Handler,
 		r.URL.RawQuery = q.Encode()
 	}
 	r.URL.RawPath = ""
+	if shape == "update" && emptyBody(r) {
+		// The seed's PUT {} changes nothing: answer the environment as it is
+		// (atoll's update wants at least one field).
+		r.Method, r.Body, r.ContentLength = http.MethodGet, http.NoBody, 0
+	}
 	if shape != "" {
 		serveMechaShape(ew, r, next, shape)
 		return
 	}
 	next.ServeHTTP(ew, r)
+}
+
+// emptyBody reports whether r's body is empty, {} or null; it leaves the
+// body readable.
+func emptyBody(r *http.Request) bool {
+	if r.Body == nil {
+		return true
+	}
+	raw, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	var m map[string]json.RawMessage
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || (json.Unmarshal(t, &m) == nil && len(m) == 0)
 }
 
 // mechaDeploymentsLimit applies MechaMental's limit of the deployments
