@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/atollhq/atoll/controlplane/cptest"
+	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
 func runCLI(args ...string) (stdout, stderr string, err error) {
@@ -179,4 +180,22 @@ func TestClusterOperatorCLI(t *testing.T) {
 	}
 	err = cliRunner{t: t, addr: "127.0.0.1:1", token: c.AdminToken}.fails("env", "list")
 	mustContain(t, "unreachable address", err.Error(), "cannot reach 127.0.0.1:1", "--addr/ATOLL_ADDR")
+}
+
+func TestPeersProblem(t *testing.T) {
+	peers := []*atollv1.RaftPeer{{Id: "a", Voter: true}, {Id: "b", Voter: true}, {Id: "c", Voter: true}}
+	err := peersProblem(peers, "a", "10.0.0.1:7071")
+	if err == nil {
+		t.Fatal("no leader among the peers, yet no error")
+	}
+	mustContain(t, "no quorum", err.Error(), "no leader", "server a (at 10.0.0.1:7071)", "majority of the 3 voters")
+	if strings.Contains(err.Error(), "removed") {
+		t.Fatalf("a member is told it was removed: %v", err)
+	}
+	mustContain(t, "removed", peersProblem(peers, "z", "x:1").Error(), "not in the raft configuration")
+	mustContain(t, "empty", peersProblem(nil, "", "x:1").Error(), "no raft configuration")
+	peers[1].Leader = true
+	if err := peersProblem(peers, "a", "x:1"); err != nil {
+		t.Fatalf("with a leader: %v", err)
+	}
 }
