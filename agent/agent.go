@@ -201,7 +201,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 
 	httpSrv := &http.Server{Handler: a.router, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
-	gopts := []grpc.ServerOption{grpc.StreamInterceptor(a.authStream)}
+	gopts := append([]grpc.ServerOption{grpc.StreamInterceptor(a.authStream)}, logServerOptions()...)
 	if a.serverTLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(a.serverTLS)))
 	}

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -22,6 +25,17 @@ const (
 	DefaultLogLines = 100
 	MaxLogLines     = 1000
 )
+
+// logServerOptions keep the log endpoint's connections honest: the agent
+// pings an idle control plane and drops a connection whose peer does not
+// answer (a vanished server's streams stop following Docker logs), and it
+// admits the control plane's own keepalive pings down to every 5 s.
+func logServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+}
 
 // authStream admits calls that carry the current session's agent secret.
 func (a *Agent) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -53,13 +67,18 @@ type logService struct {
 	a *Agent
 }
 
-// InstanceLogs streams an instance's container output.
+// InstanceLogs streams an instance's container output: the last Lines
+// lines (0: DefaultLogLines) at or after Since, and with Follow the lines
+// that come after them. With Follow, Lines 0 sends no tail: every line at or
+// after Since, or with Since unset only the lines written from now on.
 func (s *logService) InstanceLogs(req *atollv1.InstanceLogsRequest, stream grpc.ServerStreamingServer[atollv1.LogLine]) error {
 	if req.InstanceId == "" {
 		return status.Error(codes.InvalidArgument, "instance_id is required")
 	}
 	lines := int(req.Lines)
 	switch {
+	case lines <= 0 && req.Follow:
+		lines = 0 // no tail: every line since Since
 	case lines <= 0:
 		lines = DefaultLogLines
 	case lines > MaxLogLines:
@@ -68,12 +87,14 @@ func (s *logService) InstanceLogs(req *atollv1.InstanceLogsRequest, stream grpc.
 	opts := runtime.LogOptions{Tail: lines, Follow: req.Follow}
 	if req.Since != nil {
 		opts.Since = req.Since.AsTime()
+	} else if req.Follow && lines == 0 {
+		opts.Since = time.Now() // only new lines
 	}
 	ctx := stream.Context()
 	ls, err := s.a.rt.Logs(ctx, ContainerName(req.InstanceId), opts)
 	if err != nil {
 		if errors.Is(err, runtime.ErrNotFound) {
-			return status.Errorf(codes.NotFound, "instance %s has no container on this node", req.InstanceId)
+			return notFound(req.InstanceId, s.a.NodeID())
 		}
 		return status.Errorf(codes.Internal, "logs of instance %s: %v", req.InstanceId, err)
 	}
@@ -98,4 +119,15 @@ func (s *logService) InstanceLogs(req *atollv1.InstanceLogsRequest, stream grpc.
 			return err
 		}
 	}
+}
+
+// notFound says the instance has no container here, naming it (ResourceInfo)
+// like the control plane's NOT_FOUND errors.
+func notFound(instanceID, nodeID string) error {
+	st := status.Newf(codes.NotFound, "instance %s has no container on node %s (not started yet, or removed)", instanceID, nodeID)
+	if d, err := st.WithDetails(&errdetails.ResourceInfo{ResourceType: "container", ResourceName: ContainerName(instanceID),
+		Owner: instanceID, Description: "no container of instance " + instanceID + " on node " + nodeID}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
