@@ -1735,13 +1735,23 @@ func (x *RestartAppRequest) GetAppId() string {
 }
 
 type GetAppLogsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EnvId         string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
-	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
-	Lines         int32                  `protobuf:"varint,3,opt,name=lines,proto3" json:"lines,omitempty"` // default 100, max 1000
-	Since         string                 `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`  // "30m"
-	Follow        bool                   `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
-	InstanceId    string                 `protobuf:"bytes,6,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"` // one replica; empty: all, merged by time
+	state protoimpl.MessageState `protogen:"open.v1"`
+	EnvId string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	AppId string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// How many of the newest lines to send first, over the selected replicas
+	// merged by time (at most 1000). 0: 100 - except with follow, where 0
+	// sends no history: only lines written from now on.
+	Lines int32 `protobuf:"varint,3,opt,name=lines,proto3" json:"lines,omitempty"`
+	// Only history lines newer than this, e.g. "30m".
+	Since string `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	// Keep streaming new lines: each line once, in order per replica (no line
+	// of the history is sent again). Instances that start later (a restart, a
+	// rollout, a reschedule) join the stream. The stream ends with UNAVAILABLE
+	// (ErrorInfo reason LOG_STREAM_ENDED, naming the instance and node, or the
+	// leader a follower relayed from) when every followed instance's stream
+	// has failed; while others go on, a failure is a notice line.
+	Follow        bool   `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	InstanceId    string `protobuf:"bytes,6,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"` // one replica; empty: all, merged by time
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1819,11 +1829,13 @@ func (x *GetAppLogsRequest) GetInstanceId() string {
 }
 
 type LogLine struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	InstanceId    string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Stream        string                 `protobuf:"bytes,3,opt,name=stream,proto3" json:"stream,omitempty"` // stdout, stderr
-	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	InstanceId string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// stdout or stderr; "atoll" for a notice atoll adds to a followed stream
+	// (an instance's stream failed, an instance was replaced).
+	Stream        string `protobuf:"bytes,3,opt,name=stream,proto3" json:"stream,omitempty"`
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -1110,11 +1110,16 @@ func (x *SessionInfo) GetUsagePeriodMs() int64 {
 }
 
 type InstanceLogsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Lines         int32                  `protobuf:"varint,2,opt,name=lines,proto3" json:"lines,omitempty"`
-	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
-	Follow        bool                   `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// The newest lines to send (at most 1000). 0: 100 - with follow, no tail:
+	// every line at or after since, or with since unset only new lines.
+	Lines int32 `protobuf:"varint,2,opt,name=lines,proto3" json:"lines,omitempty"`
+	// Only lines at or after this time (the container host's clock).
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// Keep streaming new lines until the container stops (the stream then
+	// ends without error) or the caller goes.
+	Follow        bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
