@@ -11,6 +11,7 @@ import (
 
 	"github.com/atollhq/atoll/controlplane"
 	"github.com/atollhq/atoll/controlplane/cptest"
+	"github.com/atollhq/atoll/controlplane/fsm"
 	"github.com/atollhq/atoll/controlplane/state"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
@@ -84,7 +85,7 @@ func countApp(tx *state.Txn, appID string) appCounts {
 	for _, in := range tx.AppInstances(appID) {
 		c.total++
 		c.byNode[in.NodeId]++
-		if app != nil && in.AppVersion == app.Version {
+		if app != nil && in.AppVersion == fsm.SpecVersion(app) {
 			c.current++
 			if in.State == atollv1.InstanceState_INSTANCE_RUNNING {
 				c.running++
@@ -94,7 +95,7 @@ func countApp(tx *state.Txn, appID string) appCounts {
 	return c
 }
 
-// settled: exactly replicas instances, all of the current version and RUNNING.
+// settled: exactly replicas instances, all of the current spec version and RUNNING.
 func settled(tx *state.Txn, appID string, replicas int) bool {
 	c := countApp(tx, appID)
 	return c.total == replicas && c.running == replicas

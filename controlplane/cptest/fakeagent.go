@@ -3,6 +3,7 @@ package cptest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,9 @@ type FakeAgentConfig struct {
 	Name     string
 	Capacity *atollv1.Resources // also the allocatable
 	Labels   map[string]string
+	// Fail, when set, decides per assignment whether the instance cannot
+	// run: a non-empty message is reported as ERROR (like a missing image).
+	Fail func(*atollv1.Assignment) string
 }
 
 // FakeAgent is an agent without a runtime: it opens a real
@@ -45,6 +49,7 @@ type FakeAgent struct {
 	changed  chan struct{} // closed and replaced on every change
 	nodeID   string
 	running  map[string]*atollv1.Assignment
+	upserts  map[string][]*atollv1.Assignment // every assignment received, by instance
 	ports    map[string]int
 	paused   bool
 	resumed  chan struct{} // closed when not paused
@@ -65,7 +70,7 @@ func (c *Cluster) NewFakeAgent(cfg FakeAgentConfig) *FakeAgent {
 		cfg.Capacity = &atollv1.Resources{Cpu: 4000, Memory: 8192, Storage: 100000}
 	}
 	a := &FakeAgent{t: c.t, c: c, token: c.AdminToken, cfg: cfg, changed: make(chan struct{}),
-		running: map[string]*atollv1.Assignment{}, ports: map[string]int{}, resumed: make(chan struct{})}
+		running: map[string]*atollv1.Assignment{}, upserts: map[string][]*atollv1.Assignment{}, ports: map[string]int{}, resumed: make(chan struct{})}
 	close(a.resumed)
 	a.nextPort.Store(20000)
 	c.t.Cleanup(a.shutdown)
@@ -91,6 +96,14 @@ func (a *FakeAgent) Instances() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Upserts returns every assignment the agent received for an instance, in
+// order (a full set repeats the current one).
+func (a *FakeAgent) Upserts(id string) []*atollv1.Assignment {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.upserts[id])
 }
 
 // Sessions counts the sessions established so far.
@@ -356,6 +369,14 @@ func (a *FakeAgent) apply(as *atollv1.Assignments) []*atollv1.InstanceStatus {
 	}
 	var st []*atollv1.InstanceStatus
 	for _, u := range as.Upsert {
+		a.upserts[u.InstanceId] = append(a.upserts[u.InstanceId], proto.Clone(u).(*atollv1.Assignment))
+		if a.cfg.Fail != nil {
+			if msg := a.cfg.Fail(u); msg != "" {
+				delete(a.running, u.InstanceId)
+				st = append(st, &atollv1.InstanceStatus{InstanceId: u.InstanceId, State: atollv1.InstanceState_INSTANCE_ERROR, Error: msg})
+				continue
+			}
+		}
 		if !u.Running {
 			delete(a.running, u.InstanceId)
 			st = append(st, &atollv1.InstanceStatus{InstanceId: u.InstanceId, State: atollv1.InstanceState_INSTANCE_STOPPED})
