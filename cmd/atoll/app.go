@@ -777,17 +777,25 @@ func appRestart() *command {
 func appLogs() *command {
 	return leaf("app logs", "NAME|ID", "print an app's logs, every replica merged by time; -f follows", 1, 1, func(fs *flag.FlagSet) func(*call) error {
 		env := envFlag(fs)
-		follow := fs.Bool("f", false, "follow: keep printing new lines until Ctrl-C")
+		follow := fs.Bool("f", false, "follow: keep printing new lines (each once; new instances of the app join) until Ctrl-C")
 		since := fs.String("since", "", "only lines newer than this, e.g. 10m, 2h")
-		lines := fs.Int("lines", 0, "lines per replica from the end (server default 100, at most 1000)")
+		lines := fs.Int("lines", -1, "the newest lines first, over all replicas (default 100, at most 1000); with -f, 0 prints only new lines")
+		fs.IntVar(lines, "tail", -1, "same as --lines")
 		inst := fs.String("instance", "", "one instance (its id) instead of all")
 		return func(c *call) error {
 			envID, err := needEnv(c, *env)
 			if err != nil {
 				return err
 			}
+			n := *lines
+			switch {
+			case n == 0 && !*follow:
+				return usagef("--lines 0 prints nothing without -f (with -f: only new lines)")
+			case n < 0:
+				n = 100 // the server's default; sent, since 0 with follow means no history
+			}
 			stream, err := appClient(c).GetAppLogs(c.ctx, &atollv1.GetAppLogsRequest{EnvId: envID, AppId: c.args[0],
-				Lines: int32(*lines), Since: *since, Follow: *follow, InstanceId: *inst})
+				Lines: int32(n), Since: *since, Follow: *follow, InstanceId: *inst})
 			if err != nil {
 				return err
 			}
@@ -805,6 +813,10 @@ func appLogs() *command {
 				if c.json() {
 					b, _ := jsonLine.Marshal(l)
 					fmt.Fprintln(c.e.stdout, string(b))
+					continue
+				}
+				if l.Stream == "atoll" { // a notice (an instance's stream ended, ...), not the app's output
+					fmt.Fprintf(c.e.stderr, "atoll: %s\n", l.Message)
 					continue
 				}
 				ts := "-"
