@@ -339,7 +339,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.serverTLS}
+	s.http = &http.Server{Handler: s.readyzHandler(gw), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.serverTLS}
 
 	s.wg.Add(3)
 	go func() {
@@ -361,6 +361,11 @@ func (s *Server) Start() error {
 	go func() {
 		defer s.wg.Done()
 		s.monitorLeadership()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.readinessLoop()
 	}()
 	if len(s.cfg.Join) > 0 {
 		s.wg.Add(1)
