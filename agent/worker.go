@@ -236,6 +236,11 @@ func (w *worker) reconcile(ctx context.Context, spec *atollv1.Assignment, storag
 		err = runtime.ErrNotFound
 	}
 	if errors.Is(err, runtime.ErrNotFound) {
+		if peer := w.replacedPeer(ctx, spec); peer != "" {
+			// Stop-first: wait for the container this one replaces.
+			w.setState(atollv1.InstanceState_INSTANCE_STARTING, "waiting for "+peer+" to stop (it uses the same volumes)")
+			return a.cfg.PollInterval
+		}
 		if err := w.create(ctx, spec, hash); err != nil {
 			switch {
 			case ctx.Err() != nil:
@@ -313,6 +318,38 @@ func (w *worker) reconcile(ctx context.Context, spec *atollv1.Assignment, storag
 	}
 	w.markRunning(spec, info)
 	return w.untilStable(info, now)
+}
+
+// replacedPeer names a running container of another instance of the same
+// app that is no longer assigned to this agent (an instance being
+// replaced), when this instance mounts volumes: the control plane rolls
+// such apps stop-first, and the replacement's container is created only
+// once the old one has stopped, so the two never use the volume data at the
+// same time. "" when there is none (or the runtime cannot list: the
+// control plane's order is then all there is).
+func (w *worker) replacedPeer(ctx context.Context, spec *atollv1.Assignment) string {
+	if len(spec.Volumes) == 0 {
+		return ""
+	}
+	lctx, cancel := context.WithTimeout(ctx, w.a.cfg.RuntimeTimeout)
+	defer cancel()
+	cs, err := w.a.rt.List(lctx, map[string]string{runtime.LabelApp: spec.AppId})
+	if err != nil {
+		w.a.log.Warn("list the app's containers before starting a volume user", "instance", w.id, "err", err)
+		return ""
+	}
+	w.a.mu.Lock()
+	defer w.a.mu.Unlock()
+	for _, c := range cs {
+		id := c.Labels[runtime.LabelAlloc]
+		if id == "" || id == w.id || !c.Running() {
+			continue
+		}
+		if _, assigned := w.a.desired[id]; !assigned {
+			return c.Name
+		}
+	}
+	return ""
 }
 
 // ensureStopped stops (and keeps) the container of an instance that should

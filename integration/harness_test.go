@@ -45,12 +45,12 @@ type host struct {
 	done     chan error
 }
 
-func newHost(t testing.TB) *host {
+func newHost(t testing.TB, opts ...cptest.Option) *host {
 	t.Helper()
 	image := testimage.Ensure(t, "")
-	c := cptest.NewCluster(t, 1, func(_ int, c *controlplane.Config) {
+	c := cptest.NewCluster(t, 1, append([]cptest.Option{func(_ int, c *controlplane.Config) {
 		c.HeartbeatPeriod, c.NodeTTL, c.UsagePeriod = 200*time.Millisecond, 3*time.Second, 500*time.Millisecond
-	})
+	}}, opts...)...)
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)

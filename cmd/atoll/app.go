@@ -455,7 +455,7 @@ func waitApp(c *call, envID string, app *atollv1.App, start time.Time, timeout t
 		app = a
 		st := a.GetStatus()
 		for _, in := range st.GetInstances() {
-			if in.AppVersion != a.Version {
+			if in.AppVersion != specVersion(a) {
 				continue
 			}
 			if in.NodeId != "" {
@@ -478,6 +478,9 @@ func waitApp(c *call, envID string, app *atollv1.App, start time.Time, timeout t
 		if st.GetState() == "PENDING" && st.GetMessage() != "" {
 			say("pending/"+st.GetMessage(), "… pending: %s", st.GetMessage())
 		}
+		if ro := st.GetRollout(); ro.GetState() == "FAILED" {
+			return fmt.Errorf("app %s: %s\n  see `atoll app get %s --env %s`; a new update supersedes the failed rollout", a.Name, ro.GetMessage(), a.Name, envID)
+		}
 		switch st.GetState() {
 		case "RUNNING", "STOPPED":
 			if c.json() {
@@ -490,7 +493,7 @@ func waitApp(c *call, envID string, app *atollv1.App, start time.Time, timeout t
 			return nil
 		case "FAILED":
 			for _, in := range st.GetInstances() {
-				if in.State == atollv1.InstanceState_INSTANCE_ERROR && in.AppVersion == a.Version {
+				if in.State == atollv1.InstanceState_INSTANCE_ERROR && in.AppVersion == specVersion(a) {
 					return fmt.Errorf("app %s failed: %s\n  see `atoll app get %s --env %s`", a.Name, orDash(in.LastError), a.Name, envID)
 				}
 			}
@@ -557,6 +560,10 @@ func printApp(w io.Writer, a *atollv1.App, envName string, names map[string]stri
 		{"Requests:", fmt.Sprintf("cpu %s  memory %s  storage %s (per replica)", fmtCPU(rq.GetCpu()), fmtMB(rq.GetMemory()), fmtMB(rq.GetStorage()))},
 		{"Status:", state},
 	}
+	if ro := st.GetRollout(); ro != nil {
+		rows = append(rows, []string{"Rollout:", fmt.Sprintf("to version %d %s (%s): %d updated, %d outdated",
+			ro.Version, ro.State, ro.Strategy, ro.Updated, ro.Outdated)})
+	}
 	if a.IsActive != nil && !*a.IsActive {
 		rows = append(rows, []string{"Active:", "no"})
 	}
@@ -616,13 +623,22 @@ func printApp(w io.Writer, a *atollv1.App, envName string, names map[string]stri
 			started = in.StartedAt.AsTime()
 		}
 		state := strings.TrimPrefix(in.State.String(), "INSTANCE_")
-		if in.AppVersion != a.Version {
+		if in.AppVersion != specVersion(a) {
 			state += fmt.Sprintf(" (v%d)", in.AppVersion)
 		}
 		irows = append(irows, []string{in.Id, nodeName(names, in.NodeId), state, strconv.Itoa(int(in.Restarts)),
 			orDash(oneLine(in.LastError)), ago(started, now)})
 	}
 	table(w, []string{"INSTANCE", "NODE", "STATE", "RESTARTS", "LAST ERROR", "AGE"}, irows)
+}
+
+// specVersion is the version of the app's container spec: instances of
+// another version are being replaced by a rollout.
+func specVersion(a *atollv1.App) int64 {
+	if a.SpecVersion > 0 {
+		return a.SpecVersion
+	}
+	return a.Version
 }
 
 func oneLine(s string) string {
@@ -660,8 +676,12 @@ func appList() *command {
 				rows := make([][]string, len(full.Apps))
 				for i, a := range full.Apps {
 					st := a.GetStatus()
+					state := orDash(st.GetState())
+					if ro := st.GetRollout(); ro.GetState() == "FAILED" {
+						state += fmt.Sprintf(" (rollout to v%d failed)", ro.Version)
+					}
 					rows[i] = []string{a.Name, imageOf(a), strconv.Itoa(int(a.Replicas)),
-						fmt.Sprintf("%d/%d", st.GetRunning(), st.GetDesired()), orDash(st.GetState()), orDash(a.GetPublicEndpoint().GetUrl())}
+						fmt.Sprintf("%d/%d", st.GetRunning(), st.GetDesired()), state, orDash(a.GetPublicEndpoint().GetUrl())}
 				}
 				table(w, []string{"NAME", "IMAGE", "REPLICAS", "RUNNING", "STATE", "URL"}, rows)
 			})
