@@ -8,6 +8,7 @@
 package router
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -70,7 +71,7 @@ func New(opts ...Option) *Router {
 	tr.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = 60 * time.Second
 	r.proxy = &httputil.ReverseProxy{
-		Transport: tr,
+		Transport: &retryOnDial{r: r, base: tr},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := pr.In.Context().Value(targetKey{}).(string)
 			pr.Out.URL.Scheme = "http"
@@ -176,6 +177,32 @@ func (r *Router) markFailed(addr string) {
 		}
 	}
 	r.mu.Unlock()
+}
+
+// retryOnDial sends a request whose upstream could not be reached at all
+// (the dial failed: nothing was sent) to another address of the same host,
+// once. An instance that has just stopped (a rollout or a drain replaced it)
+// then costs no failed request while the route table catches up.
+type retryOnDial struct {
+	r    *Router
+	base http.RoundTripper
+}
+
+func (t *retryOnDial) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	var op *net.OpError
+	if err == nil || !errors.As(err, &op) || op.Op != "dial" || req.Context().Err() != nil ||
+		(req.Body != nil && req.Body != http.NoBody) {
+		return resp, err
+	}
+	t.r.markFailed(req.URL.Host)
+	next, status := t.r.pick(hostOf(req.Host))
+	if status != http.StatusOK || next == req.URL.Host {
+		return resp, err
+	}
+	retry := req.Clone(req.Context())
+	retry.URL.Host = next
+	return t.base.RoundTrip(retry)
 }
 
 // hostOf strips the port and lowercases.

@@ -56,17 +56,36 @@ func TestSkipsFailedAddress(t *testing.T) {
 	l.Close() // nothing listens there any more
 	r := New()
 	r.SetRoutes(map[string][]string{"web.localhost": {dead, a}})
-	var bad int
-	for range 6 {
-		code, _ := get(t, r, "web.localhost")
-		if code == http.StatusBadGateway {
-			bad++
-		} else if code != 200 {
-			t.Fatalf("code %d", code)
+	for i := range 6 {
+		// The first request's dial fails and is retried on a; the dead
+		// address is skipped after that.
+		if code, body := get(t, r, "web.localhost"); code != 200 || !strings.HasPrefix(body, "a ") {
+			t.Fatalf("request %d: %d %q, want 200 from a", i, code, body)
 		}
 	}
-	if bad != 1 {
-		t.Errorf("%d requests hit the dead address; want 1 (then skipped)", bad)
+	r.mu.RLock()
+	_, marked := r.failed[dead]
+	r.mu.RUnlock()
+	if !marked {
+		t.Error("the dead address is not marked failed")
+	}
+}
+
+// With every address dead, the request fails with 502 (one retry only).
+func TestAllAddressesDead(t *testing.T) {
+	var dead []string
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead = append(dead, l.Addr().String())
+		l.Close()
+	}
+	r := New()
+	r.SetRoutes(map[string][]string{"web.localhost": dead})
+	if code, _ := get(t, r, "web.localhost"); code != http.StatusBadGateway {
+		t.Fatalf("code %d, want 502", code)
 	}
 }
 
