@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/atollhq/atoll/controlplane/apierr"
 	"github.com/atollhq/atoll/controlplane/quota"
@@ -365,8 +366,18 @@ func (a *applier) applyRestoreEnvironment(c *atollv1.RestoreEnvironmentCmd) (*at
 	if other := a.tx.LiveEnvironmentByName(env.ProjectId, env.Name); other != nil && other.Id != env.Id {
 		return nil, apierr.AlreadyExists("environment", "name", env.Name, "project "+env.ProjectId)
 	}
+	action := "restore"
+	if c.Version != 0 {
+		action = fmt.Sprintf("restore version %d", c.Version)
+	}
 	if env.ExpiresAt != nil && !env.ExpiresAt.AsTime().After(a.time) {
-		env.ExpiresAt, env.Ttl = nil, "" // an expired TTL would delete it again at once
+		// An expired TTL would delete it again at once: a TTL duration
+		// starts anew from now, an expiry with no duration is cleared.
+		if d, err := ParseTTL(env.Ttl); err == nil && d > 0 {
+			env.ExpiresAt = timestamppb.New(a.time.Add(d))
+		} else {
+			env.ExpiresAt, env.Ttl = nil, ""
+		}
 	}
 	if err := a.checkQuotaChange(cur, env); err != nil {
 		return nil, err
@@ -384,7 +395,7 @@ func (a *applier) applyRestoreEnvironment(c *atollv1.RestoreEnvironmentCmd) (*at
 	if err := a.adjustOrgAllocation(env.OrgId, delta, countDelta); err != nil {
 		return nil, err
 	}
-	return env, a.saveEnv(cur, env, fmt.Sprintf("restore from version %d", c.Version), "environment.restored")
+	return env, a.saveEnv(cur, env, action, "environment.restored")
 }
 
 func (a *applier) applySetEnvironmentState(c *atollv1.SetEnvironmentStateCmd) (*atollv1.Environment, error) {
