@@ -52,9 +52,12 @@ func (s *Server) readinessLoop() {
 		}
 		if st != last {
 			s.health.SetServingStatus("", st)
-			if ready {
+			switch {
+			case ready:
 				s.log.Info("server ready")
-			} else {
+			case last == grpc_health_v1.HealthCheckResponse_UNKNOWN:
+				s.log.Debug("server not ready yet", "reason", reason) // starting: usually no leader yet
+			default:
 				s.log.Warn("server not ready", "reason", reason)
 			}
 			last = st

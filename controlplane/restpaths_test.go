@@ -54,3 +54,41 @@ func TestRESTViolationPathsRelativeToBody(t *testing.T) {
 		t.Fatalf("start a deleted environment: %d %s", code, body.raw)
 	}
 }
+
+// TestRESTStrayQueryParameters: a query parameter on a route that takes none
+// (every field is in the path, or the body is the whole request) is a 400
+// naming it, like an unknown parameter on a list route; routes with query
+// fields still take theirs.
+func TestRESTStrayQueryParameters(t *testing.T) {
+	f := newAPIFixture(t)
+	r := f.rest(t, f.c.AdminToken)
+	env, err := f.envs.CreateEnvironment(f.ctx, &atollv1.CreateEnvironmentRequest{Name: "stray"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, path, body, param string }{
+		{"GET", "/v1/environments/" + env.Id + "/history?verbose=1", "", "verbose"},
+		{"GET", "/v1/environments/" + env.Id + "/resource-usage?unit=gb&a=1", "", "a"},
+		{"GET", "/v1/organization?org=other", "", "org"},
+		{"GET", "/v1/nodes?status=READY", "", "status"},
+		{"GET", "/environments/" + env.Id + "/health?deep=true", "", "deep"}, // seed alias
+		{"POST", "/v1/environments?dryRun=true", `{"name":"stray-2"}`, "dryRun"},
+	} {
+		code, body := r.do(c.method, c.path, c.body)
+		v := body.list("details.fieldViolations")
+		if code != 400 || len(v) != 1 || v[0].str("field") != c.param || !strings.Contains(v[0].str("description"), "unknown query parameter") {
+			t.Errorf("%s %s: %d %s, want 400 naming %q", c.method, c.path, code, body.raw, c.param)
+		}
+	}
+	// Nothing was created by the refused POST.
+	if code, body := r.do("GET", "/v1/environments?search=stray-2", ""); code != 200 || len(body.list("environments")) != 0 {
+		t.Fatalf("refused create left an environment: %d %s", code, body.raw)
+	}
+	// Query fields still work.
+	if code, body := r.do("GET", "/v1/environments?pageSize=1&search=stray", ""); code != 200 || len(body.list("environments")) != 1 {
+		t.Fatalf("list with query: %d %s", code, body.raw)
+	}
+	if code, body := r.do("GET", "/v1/environments/"+env.Id+"/history", ""); code != 200 {
+		t.Fatalf("history without query: %d %s", code, body.raw)
+	}
+}

@@ -67,6 +67,7 @@ func NewGateway(ctx context.Context, grpcAddr string, creds credentials.Transpor
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &strictJSON{&runtime.JSONPb{MarshalOptions: jsonOut, UnmarshalOptions: jsonIn}}),
 		runtime.SetQueryParameterParser(queryParser{}),
+		runtime.WithMiddlewares(refuseStrayQuery),
 		runtime.WithErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 			WriteError(w, bodyRelative(ctx, err))
 		}),

@@ -2,6 +2,10 @@ package api
 
 import (
 	"context"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -96,4 +100,100 @@ func bodyRelative(ctx context.Context, err error) error {
 		return err
 	}
 	return apierr.Invalid(vs...)
+}
+
+// restQueryless holds "<HTTP method> <path pattern>" (in grpc-gateway's
+// Pattern.String form, "{id=*}") of the REST routes whose request has no
+// field left for query parameters: every field is bound by the path, or the
+// body is the whole request. grpc-gateway does not parse the query of such a
+// route at all, so without this check ?anything would be ignored silently.
+var restQueryless = sync.OnceValue(func() map[string]bool {
+	out := map[string]bool{}
+	protoregistry.GlobalFiles.RangeFilesByPackage("atoll.v1", func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			svc := fd.Services().Get(i)
+			for j := 0; j < svc.Methods().Len(); j++ {
+				m := svc.Methods().Get(j)
+				rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
+				if rule == nil {
+					continue
+				}
+				for _, r := range append([]*annotations.HttpRule{rule}, rule.AdditionalBindings...) {
+					if method, path := ruleMethod(r), rulePath(r); method != "" && !takesQuery(m.Input(), r.Body, path) {
+						out[method+" "+gatewayPattern(path)] = true
+					}
+				}
+			}
+		}
+		return true
+	})
+	return out
+})
+
+func ruleMethod(r *annotations.HttpRule) string {
+	switch r.Pattern.(type) {
+	case *annotations.HttpRule_Get:
+		return http.MethodGet
+	case *annotations.HttpRule_Post:
+		return http.MethodPost
+	case *annotations.HttpRule_Put:
+		return http.MethodPut
+	case *annotations.HttpRule_Patch:
+		return http.MethodPatch
+	case *annotations.HttpRule_Delete:
+		return http.MethodDelete
+	}
+	return ""
+}
+
+var pathVarRe = regexp.MustCompile(`\{([^}=]+)(=[^}]*)?\}`)
+
+// takesQuery reports whether a route leaves some request field to the
+// query: not the body, not bound by the path. A nested path variable (a.b)
+// leaves the rest of a to the query, so it counts as leaving a field.
+func takesQuery(in protoreflect.MessageDescriptor, body, path string) bool {
+	if body == "*" {
+		return false
+	}
+	bound := map[string]bool{body: true}
+	for _, m := range pathVarRe.FindAllStringSubmatch(path, -1) {
+		if strings.Contains(m[1], ".") {
+			return true
+		}
+		bound[m[1]] = true
+	}
+	for i := 0; i < in.Fields().Len(); i++ {
+		if !bound[string(in.Fields().Get(i).Name())] {
+			return true
+		}
+	}
+	return false
+}
+
+// gatewayPattern writes a google.api.http path as grpc-gateway's
+// Pattern.String does: "{id}" becomes "{id=*}".
+func gatewayPattern(path string) string {
+	return pathVarRe.ReplaceAllStringFunc(path, func(v string) string {
+		if strings.Contains(v, "=") {
+			return v
+		}
+		return v[:len(v)-1] + "=*}"
+	})
+}
+
+// refuseStrayQuery is a gateway middleware: a query parameter on a route
+// that takes none (restQueryless) is refused like an unknown parameter
+// elsewhere (400 naming it), not ignored.
+func refuseStrayQuery(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if r.URL.RawQuery != "" {
+			if pat, ok := runtime.HTTPPattern(r.Context()); ok && restQueryless()[r.Method+" "+pat.String()] {
+				if names := slices.Sorted(maps.Keys(r.URL.Query())); len(names) > 0 {
+					WriteError(w, apierr.InvalidField(truncate(names[0], 60), "unknown query parameter: %s %s takes no query parameters", r.Method, r.URL.Path))
+					return
+				}
+			}
+		}
+		next(w, r, params)
+	}
 }
