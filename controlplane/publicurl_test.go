@@ -1,11 +1,13 @@
 package controlplane_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/atollhq/atoll/controlplane"
 	"github.com/atollhq/atoll/controlplane/cptest"
@@ -84,6 +86,27 @@ func TestPublicEndpointConfigured(t *testing.T) {
 	if len(e.Endpoints) != 1 || e.Endpoints[0].Url != wantURL {
 		t.Fatalf("environment endpoints %v, want one with %q", e.Endpoints, wantURL)
 	}
+	// Every answer carrying the environment shows them: list, update, watch.
+	envs := atollv1.NewEnvironmentServiceClient(conn)
+	l, err := envs.ListEnvironments(ctx, &atollv1.ListEnvironmentsRequest{Search: "demo"})
+	if err != nil || len(l.Environments) != 1 || len(l.Environments[0].Endpoints) != 1 || l.Environments[0].Endpoints[0].Url != wantURL {
+		t.Fatalf("listed environment endpoints: %v %v", l, err)
+	}
+	u, err := envs.UpdateEnvironment(ctx, &atollv1.UpdateEnvironmentRequest{EnvironmentId: env.Id, Environment: &atollv1.Environment{Description: "d"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
+	if err != nil || len(u.Endpoints) != 1 || u.Endpoints[0].Url != wantURL {
+		t.Fatalf("updated environment endpoints: %v %v", u, err)
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	w, err := envs.WatchEnvironment(wctx, &atollv1.WatchEnvironmentRequest{EnvironmentId: env.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := w.Recv(); err != nil || len(ev.GetEnvironment().GetEndpoints()) != 1 || ev.Environment.Endpoints[0].Url != wantURL {
+		t.Fatalf("watched environment endpoints: %v %v", ev, err)
+	}
+	wcancel()
 	select {
 	case h := <-hostnames:
 		if h != wantHost {

@@ -113,7 +113,7 @@ func (s *envService) CreateEnvironment(ctx context.Context, req *atollv1.CreateE
 	if err != nil {
 		return nil, err
 	}
-	return present(out.(*atollv1.Environment)), nil
+	return s.view(s.snap(), out.(*atollv1.Environment)), nil
 }
 
 func defaultProject(tx *state.Txn, orgID string) string {
@@ -165,7 +165,14 @@ func (s *envService) GetEnvironment(ctx context.Context, req *atollv1.GetEnviron
 	if err != nil {
 		return nil, err
 	}
-	return s.decorate(tx, present(e)), nil
+	return s.view(tx, e), nil
+}
+
+// view is an environment as the API shows it: present's copy with the live
+// parts (decorate). Every answer that carries an environment (get, list,
+// create, update, restore, start/stop, watch) uses it.
+func (s *envService) view(tx *state.Txn, e *atollv1.Environment) *atollv1.Environment {
+	return s.decorate(tx, present(e))
 }
 
 // decorate adds the live parts of an environment: measured usage and the
@@ -313,7 +320,7 @@ func (s *envService) ListEnvironments(ctx context.Context, req *atollv1.ListEnvi
 	}
 	resp := &atollv1.ListEnvironmentsResponse{TotalCount: int32(len(matched)), NextPageToken: next}
 	for _, e := range items {
-		resp.Environments = append(resp.Environments, present(e))
+		resp.Environments = append(resp.Environments, s.view(tx, e))
 	}
 	return resp, nil
 }
@@ -401,7 +408,7 @@ func (s *envService) UpdateEnvironment(ctx context.Context, req *atollv1.UpdateE
 	if err != nil {
 		return nil, err
 	}
-	return present(out.(*atollv1.Environment)), nil
+	return s.view(s.snap(), out.(*atollv1.Environment)), nil
 }
 
 func (s *envService) DeleteEnvironment(ctx context.Context, req *atollv1.DeleteEnvironmentRequest) (*emptypb.Empty, error) {
@@ -430,7 +437,7 @@ func (s *envService) RestoreEnvironment(ctx context.Context, req *atollv1.Restor
 	if err != nil {
 		return nil, err
 	}
-	return present(out.(*atollv1.Environment)), nil
+	return s.view(s.snap(), out.(*atollv1.Environment)), nil
 }
 
 func (s *envService) GetEnvironmentHistory(ctx context.Context, req *atollv1.GetEnvironmentHistoryRequest) (*atollv1.GetEnvironmentHistoryResponse, error) {
@@ -477,7 +484,7 @@ func (s *envService) setState(ctx context.Context, id, action string) (*atollv1.
 	if err != nil {
 		return nil, err
 	}
-	return present(out.(*atollv1.Environment)), nil
+	return s.view(s.snap(), out.(*atollv1.Environment)), nil
 }
 
 func (s *envService) StartEnvironment(ctx context.Context, req *atollv1.StartEnvironmentRequest) (*atollv1.Environment, error) {
@@ -559,7 +566,7 @@ func (s *envService) WatchEnvironment(req *atollv1.WatchEnvironmentRequest, stre
 			if e.IsDeleted && req.EnvironmentId == "" {
 				continue
 			}
-			if err := stream.Send(&atollv1.EnvironmentEvent{EventType: "current", Environment: present(e), Timestamp: timestamppb.Now(), Index: from}); err != nil {
+			if err := stream.Send(&atollv1.EnvironmentEvent{EventType: "current", Environment: s.view(tx, e), Timestamp: timestamppb.Now(), Index: from}); err != nil {
 				return err
 			}
 		}
@@ -576,7 +583,7 @@ func (s *envService) WatchEnvironment(req *atollv1.WatchEnvironmentRequest, stre
 				continue
 			}
 			if err := stream.Send(&atollv1.EnvironmentEvent{
-				EventType: eventTypes[ev.Type], Environment: present(ev.Environment), Timestamp: ev.Time, Index: ev.Index,
+				EventType: eventTypes[ev.Type], Environment: s.view(s.snap(), ev.Environment), Timestamp: ev.Time, Index: ev.Index,
 			}); err != nil {
 				return err
 			}

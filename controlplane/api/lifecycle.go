@@ -48,7 +48,7 @@ func (s *envService) ExtendEnvironment(ctx context.Context, req *atollv1.ExtendE
 	if err != nil {
 		return nil, err
 	}
-	return present(out.(*atollv1.Environment)), nil
+	return s.view(s.snap(), out.(*atollv1.Environment)), nil
 }
 
 func (s *envService) ReconcileEnvironment(ctx context.Context, req *atollv1.ReconcileEnvironmentRequest) (*atollv1.Environment, error) {
@@ -61,7 +61,7 @@ func (s *envService) ReconcileEnvironment(ctx context.Context, req *atollv1.Reco
 	if err != nil {
 		return nil, err
 	}
-	return present(out.(*atollv1.Environment)), nil
+	return s.view(s.snap(), out.(*atollv1.Environment)), nil
 }
 
 func (s *envService) CleanupFailedEnvironments(ctx context.Context, req *atollv1.CleanupFailedEnvironmentsRequest) (*atollv1.CleanupFailedEnvironmentsResponse, error) {
