@@ -145,7 +145,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("--join needs a token with cluster:admin (--token or ATOLL_TOKEN)"))
 	}
 	if c.RolloutMinHealthy < 0 {
-		errs = append(errs, errors.New("rollout minimum healthy time must not be negative"))
+		errs = append(errs, fmt.Errorf("--rollout-min-healthy %v must not be negative (0: the next old instance stops as soon as the new one runs)", c.RolloutMinHealthy))
 	}
 	if c.EventLimit < 1 {
 		errs = append(errs, errors.New("event limit must be at least 1"))

@@ -48,7 +48,10 @@ func TestVersionAndHelp(t *testing.T) {
 		}
 	}
 	out, _, _ := runCLI("server", "--help")
-	mustContain(t, "server --help", out, "--public-domain", "--public-port", "--public-scheme", "--join", "--bootstrap")
+	mustContain(t, "server --help", out, "--public-domain", "--public-port", "--public-scheme", "--join", "--bootstrap", "--rollout-min-healthy")
+	if _, _, err := runCLI("server", "--bootstrap", "--data-dir", t.TempDir(), "--rollout-min-healthy", "-1s"); err == nil || !strings.Contains(err.Error(), "--rollout-min-healthy -1s must not be negative") {
+		t.Fatalf("server --rollout-min-healthy -1s: %v", err)
+	}
 	out, _, _ = runCLI("dev", "--help")
 	mustContain(t, "dev --help", out, "--public-domain", "--router-addr")
 	// Group help: names and descriptions in aligned columns, never run together.
