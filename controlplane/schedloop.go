@@ -400,7 +400,7 @@ func evaluate(tx *state.Txn, seed int64, opts evalOptions) evaluation {
 		if stopping[i.Id] {
 			continue
 		}
-		in.Allocations = append(in.Allocations, scheduler.Allocation{ID: i.Id, AppID: appKey(i.AppId, i.AppVersion), NodeID: i.NodeId, Resources: schedRes(i.Resources)})
+		in.Allocations = append(in.Allocations, scheduler.Allocation{ID: i.Id, AppID: appKey(i.AppId, i.AppVersion), NodeID: i.NodeId, Resources: schedRes(i.Resources), CreateIndex: i.CreateIndex})
 	}
 	p, err := scheduler.Schedule(in, scheduler.Options{Seed: seed})
 	if err != nil {

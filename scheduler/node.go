@@ -90,4 +90,8 @@ type Allocation struct {
 	NodeID    string
 	Resources Resources
 	HostPorts []HostPort
+	// CreateIndex orders allocations by age (the raft index that created
+	// it; 0: unknown): of equally loaded nodes' allocations, a scale-down
+	// stops the newest first and keeps the ones that have run longest.
+	CreateIndex uint64
 }

@@ -315,6 +315,28 @@ func TestScheduleScaleDownSpreadsStopsByLoad(t *testing.T) {
 	}
 }
 
+// On equally loaded nodes a scale-down stops the newest allocations and
+// keeps the ones that have run longest, whatever their ids.
+func TestScheduleScaleDownStopsNewestFirst(t *testing.T) {
+	in := Input{Nodes: []Node{node("n", res(4000, 4096, 0))}}
+	for _, a := range []struct {
+		id  string
+		idx uint64
+	}{{"a-old", 10}, {"z-new", 30}, {"m-mid", 20}} {
+		in.Allocations = append(in.Allocations, Allocation{ID: a.id, AppID: "web", NodeID: "n", Resources: res(500, 512, 0), CreateIndex: a.idx})
+	}
+	in.Requests = []Request{{AppID: "web", Replicas: 1, Resources: res(500, 512, 0)}}
+	p := mustSchedule(t, in, Options{})
+	var stopped []string
+	for _, s := range p.Stops {
+		stopped = append(stopped, s.AllocationID)
+	}
+	slices.Sort(stopped)
+	if !slices.Equal(stopped, []string{"m-mid", "z-new"}) {
+		t.Fatalf("stopped %v, want the two newest [m-mid z-new]", stopped)
+	}
+}
+
 func TestScheduleReplacesDownAndDraining(t *testing.T) {
 	in := Input{
 		Nodes: []Node{

@@ -27,7 +27,7 @@ func (s *scheduling) stopAll(ks []int32, reason StopReason) {
 
 // stopMostLoaded stops n of the allocations in ks, one at a time from the
 // node that is the most allocated at that moment (counting the stops already
-// chosen as gone), ties by allocation id.
+// chosen as gone); on equally loaded nodes the newest allocation first.
 func (s *scheduling) stopMostLoaded(ks []int32, n int, reason StopReason) {
 	if n <= 0 {
 		return
@@ -45,8 +45,7 @@ func (s *scheduling) stopMostLoaded(ks []int32, n int, reason StopReason) {
 			a := &s.in.Allocations[k]
 			i := c.index[a.NodeID]
 			load := allocatedPPM(c.alloc[i].Sub(c.free[i]).Sub(gone[i]), &c.inv[i])
-			if best < 0 || load > bestLoad ||
-				(load == bestLoad && a.ID < s.in.Allocations[left[best]].ID) {
+			if best < 0 || load > bestLoad || (load == bestLoad && newer(a, &s.in.Allocations[left[best]])) {
 				best, bestLoad = j, load
 			}
 		}
@@ -57,4 +56,13 @@ func (s *scheduling) stopMostLoaded(ks []int32, n int, reason StopReason) {
 		left[best] = left[len(left)-1]
 		left = left[:len(left)-1]
 	}
+}
+
+// newer orders the allocations a surplus stop prefers: the newest (highest
+// CreateIndex) first, then by id for determinism.
+func newer(a, b *Allocation) bool {
+	if a.CreateIndex != b.CreateIndex {
+		return a.CreateIndex > b.CreateIndex
+	}
+	return a.ID < b.ID
 }
