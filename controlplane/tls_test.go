@@ -2,7 +2,10 @@ package controlplane_test
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -73,6 +76,42 @@ func TestTLSCluster(t *testing.T) {
 	}
 	if _, err := atollv1.NewEnvironmentServiceClient(dial(f, credentials.NewTLS(other))).ListEnvironments(pctx, &atollv1.ListEnvironmentsRequest{}); err == nil {
 		t.Fatal("gRPC call trusting another CA succeeded")
+	}
+
+	// The raft port is mutual TLS: raft RPCs carry no token, so a client
+	// without a certificate of the cluster's CA is refused by the server
+	// (an alert, not a silent wait); one with such a certificate is kept
+	// open, waiting for an RPC.
+	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := tlstest.Generate(t)
+	foreignCert, err := tls.LoadX509KeyPair(foreign.Cert, foreign.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftRead := func(certs []tls.Certificate) error {
+		cfg := ctls.Clone()
+		cfg.Certificates = certs
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", f.RaftAddr(), cfg)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		return err
+	}
+	for name, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA's certificate": {foreignCert}} {
+		var ne net.Error
+		if err := raftRead(certs); err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+			t.Fatalf("raft port with %s: %v, want the connection refused", name, err)
+		}
+	}
+	var ne net.Error
+	if err := raftRead([]tls.Certificate{cert}); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("raft port with the cluster's certificate: %v, want it kept open (read timeout)", err)
 	}
 }
 

@@ -10,7 +10,10 @@ import (
 
 // streamLayer is raft's TCP stream layer over a listener we own, so ":0"
 // binds work and the bound address is known before raft starts. With TLS
-// (serverTLS and clientTLS set) it accepts and dials TLS connections.
+// (serverTLS and clientTLS set) it accepts and dials mutual TLS: raft RPCs
+// carry no token, so a peer must present a certificate signed by the CA
+// (the server's own certificate, which therefore needs the client auth
+// extended key usage, or none), and servers dial each other with theirs.
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
@@ -21,8 +24,12 @@ var _ raft.StreamLayer = (*streamLayer)(nil)
 
 func newStreamLayer(lis net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config) *streamLayer {
 	l := &streamLayer{Listener: lis, advertise: advertise}
-	if serverTLS != nil {
-		l.Listener, l.clientTLS = tls.NewListener(lis, serverTLS), clientTLS
+	if serverTLS != nil && clientTLS != nil {
+		srv := serverTLS.Clone()
+		srv.ClientAuth, srv.ClientCAs = tls.RequireAndVerifyClientCert, clientTLS.RootCAs
+		cli := clientTLS.Clone()
+		cli.Certificates = serverTLS.Certificates
+		l.Listener, l.clientTLS = tls.NewListener(lis, srv), cli
 	}
 	return l
 }
