@@ -218,7 +218,10 @@ func (w *worker) reconcile(ctx context.Context, spec *atollv1.Assignment, storag
 			return 0
 		}
 		if errors.Is(err, runtime.ErrImageNotFound) || errors.Is(err, runtime.ErrInvalidSpec) {
-			return w.permanent(fmt.Errorf("image %q: %w", spec.Image, err))
+			if !strings.Contains(err.Error(), strconv.Quote(spec.Image)) {
+				err = fmt.Errorf("image %q: %w", spec.Image, err) // the runtime's error names it already otherwise
+			}
+			return w.permanent(err)
 		}
 		return w.fail(fmt.Sprintf("prepare image %q: %v", spec.Image, err))
 	}

@@ -348,6 +348,9 @@ func TestMissingImageIsAClearError(t *testing.T) {
 		in := insts[0].(map[string]any)
 		return in["state"] == "INSTANCE_ERROR" && strings.Contains(fmt.Sprint(in["lastError"]), "atoll-no-such-image:v9")
 	})
+	if a := h.appState(envID, "ghost"); strings.Count(fmt.Sprint(get(a, "status", "message")), "atoll-no-such-image:v9") != 1 {
+		t.Errorf("the missing image is named more than once: %v", get(a, "status", "message"))
+	}
 	waitFor(t, 10*time.Second, "environment ERROR naming the app", func() bool {
 		var e jsonObj
 		h.rest("GET", "/v1/environments/"+envID, h.token, nil, &e)
