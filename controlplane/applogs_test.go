@@ -590,3 +590,45 @@ func (r *restReader) end(t *testing.T, timeout time.Duration) string {
 		}
 	}
 }
+
+// With replicas on two nodes, losing one agent is a notice while the other
+// keeps streaming; losing the second ends the call with both failures.
+func TestAppLogsFollowPartialFailure(t *testing.T) {
+	f := newLogsFixture(t, 1)
+	agents := map[string]*logAgent{}
+	for _, name := range []string{"host-1", "host-2"} {
+		a := f.startAgent(name)
+		agents[a.NodeID()] = a
+	}
+	app := f.createApp(t, "web", 2, "3", "64Mi") // one per node (4 CPUs each)
+	f.waitSettled(t, app.Id, 2)
+	ins := f.snap().AppInstances(app.Id)
+	if ins[0].NodeId == ins[1].NodeId {
+		t.Skipf("both replicas on node %s", ins[0].NodeId)
+	}
+	first, second := agents[ins[0].NodeId], agents[ins[1].NodeId]
+	first.write(t, ins[0].Id, "one")
+	second.write(t, ins[1].Id, "two")
+	r := readLogs(t, cptest.Conn(t, f.c.WaitLeader()), f.ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, Follow: true, Lines: 10})
+	r.until(t, 20*time.Second, "the history", func(*atollv1.LogLine) bool { return len(messages(r.all, false)) == 1 })
+	r.until(t, 20*time.Second, "the history", func(*atollv1.LogLine) bool { return true })
+	if m := strings.Join(messages(r.all, false), "|"); m != "one|two" {
+		t.Fatalf("history: %s", describe(r.all))
+	}
+
+	first.stop()
+	got := r.until(t, 15*time.Second, "a notice", func(l *atollv1.LogLine) bool { return l.Stream == api.NoticeStream })
+	if n := got[len(got)-1]; n.InstanceId != ins[0].Id || !strings.Contains(n.Message, "logs of instance "+ins[0].Id) ||
+		!strings.Contains(n.Message, "keep streaming") {
+		t.Fatalf("notice: %v", n)
+	}
+	second.write(t, ins[1].Id, "still here")
+	r.until(t, 15*time.Second, "the other instance's line", is("still here"))
+
+	second.stop()
+	_, err := r.end(t, 15*time.Second)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), ins[0].Id) || !strings.Contains(err.Error(), ins[1].Id) {
+		t.Fatalf("stream ended with %v, want UNAVAILABLE naming both instances", err)
+	}
+	wantReason(t, err, api.LogStreamEnded)
+}
