@@ -314,7 +314,7 @@ func (d *dispatcher) sendLoop(ctx context.Context, stream atollv1.AgentService_S
 		st, restored := d.s.fsm.State()
 		tx := st.Snapshot()
 		watches := []<-chan struct{}{restored}
-		for _, t := range []string{state.TableInstances, state.TableApps, state.TableAppSpecs, state.TableEnvironments, state.TableVariableSets, state.TableFiles, state.TableVolumes} {
+		for _, t := range []string{state.TableInstances, state.TableApps, state.TableAppSpecs, state.TableEnvironments, state.TableVariableSets, state.TableFiles, state.TableVolumes, state.TableVarSetVersions, state.TableFileVersions} {
 			watches = append(watches, tx.TableWatch(t))
 		}
 		msg := &atollv1.Assignments{Full: full}
@@ -378,7 +378,9 @@ func VolumeName(volID string) string { return "atoll-" + volID }
 // buildAssignment gathers what an agent needs to run one instance: the
 // container spec of the app version the instance was placed for (the app's
 // current one, or the spec kept for an older version during a rollout), so
-// an update never changes a running instance's container. Only the app's
+// an update never changes a running instance's container. Its variable
+// sets and files are the versions that spec was built with (fsm.MountedVariableSet),
+// so an update of a set does not change them either. Only the app's
 // name and hostname, which the agent does not build the container from,
 // are always the current ones.
 func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string, kr *keyring.Keyring) *atollv1.Assignment {
@@ -400,7 +402,7 @@ func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string, kr *key
 		a.Image = img.Name + ":" + img.Tag
 	}
 	for _, m := range app.VariableSetMounts {
-		if vs := tx.VariableSet(m.VarSetIdRef); vs != nil {
+		if vs := fsm.MountedVariableSet(tx, m); vs != nil {
 			for k, v := range vs.Variables {
 				val := v.GetValue()
 				if v.GetSecret() {
@@ -415,7 +417,7 @@ func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string, kr *key
 		}
 	}
 	for _, m := range app.FileMounts {
-		if f := tx.File(m.FileIdRef); f != nil {
+		if f := fsm.MountedFile(tx, m); f != nil {
 			a.Files = append(a.Files, &atollv1.ContainerFile{MountPath: m.MountPath, Content: f.Content, Owner: m.FileOwner, Sha256: f.Sha256})
 		}
 	}

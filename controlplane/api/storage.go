@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -133,6 +134,7 @@ type varSetService struct {
 // maskSecrets hides the values of secret variables.
 func maskSecrets(vs *atollv1.VariableSet) *atollv1.VariableSet {
 	out := proto.Clone(vs).(*atollv1.VariableSet)
+	out.Version = fsm.VarSetVersion(vs)
 	for _, v := range out.Variables {
 		if v.Secret {
 			v.Value = SecretMask
@@ -267,12 +269,18 @@ func checkVariableSet(v *apierr.Violations, prefix string, in *atollv1.VariableS
 	if len(in.GetVariables()) > MaxVariables {
 		v.Add(prefix+"variables", "at most %d variables", MaxVariables)
 	}
-	for k, val := range in.GetVariables() {
+	checkVariableEntries(v, prefix+"variables.", in.GetVariables())
+}
+
+// checkVariableEntries validates variable names and values; field names
+// are prefix + the name.
+func checkVariableEntries(v *apierr.Violations, prefix string, vars map[string]*atollv1.Variable) {
+	for k, val := range vars {
 		if !envVarPattern.MatchString(k) {
-			v.Add(prefix+"variables."+truncate(k, 40), "must be an environment variable name: letters, digits and '_', not starting with a digit")
+			v.Add(prefix+truncate(k, 40), "must be an environment variable name: letters, digits and '_', not starting with a digit")
 		}
 		if val == nil || len(val.Value) > MaxVariableValue || !utf8.ValidString(val.GetValue()) || strings.ContainsRune(val.GetValue(), 0) {
-			v.Add(prefix+"variables."+truncate(k, 40), "value must be valid UTF-8 without NUL, at most %d bytes", MaxVariableValue)
+			v.Add(prefix+truncate(k, 40), "value must be valid UTF-8 without NUL, at most %d bytes", MaxVariableValue)
 		}
 	}
 }
@@ -355,6 +363,7 @@ func (s *Services) fileRef(ctx context.Context, envID, ref string, withContent b
 	for _, f := range tx.Files(env.Id) {
 		if f.Id == ref || f.Name == ref {
 			out := proto.Clone(f).(*atollv1.File)
+			out.Version = fsm.FileVersion(f)
 			out.MountedBy = fsm.FileUsers(tx, f)
 			if !withContent {
 				out.Content = nil
@@ -378,6 +387,7 @@ func (s *fileService) ListFiles(ctx context.Context, req *atollv1.ListFilesReque
 	resp := &atollv1.ListFilesResponse{}
 	for _, f := range tx.Files(env.Id) {
 		out := proto.Clone(f).(*atollv1.File)
+		out.Version = fsm.FileVersion(f)
 		out.Content = nil
 		out.MountedBy = fsm.FileUsers(tx, f)
 		resp.Files = append(resp.Files, out)
@@ -398,4 +408,204 @@ func (s *fileService) DeleteFile(ctx context.Context, req *atollv1.DeleteFileReq
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
+}
+
+// ---- updates: a new version of a set or file; the apps mounting it roll
+
+// varSetUpdateFields are the update mask paths UpdateVariableSet takes.
+var varSetUpdateFields = map[string]string{"variables": "variables", "set": "set", "remove": "remove"}
+
+func (s *varSetService) UpdateVariableSet(ctx context.Context, req *atollv1.UpdateVariableSetRequest) (*atollv1.VariableSet, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	var cur *atollv1.VariableSet
+	for _, o := range tx.VariableSets(env.Id) {
+		if o.Id == req.VariableSetId || o.Name == req.VariableSetId {
+			cur = o
+		}
+	}
+	if cur == nil {
+		return nil, apierr.NotFound("variable set", req.VariableSetId)
+	}
+	var v apierr.Violations
+	use := map[string]bool{}
+	for _, p := range req.GetUpdateMask().GetPaths() {
+		f, ok := varSetUpdateFields[p]
+		if !ok {
+			v.Add("updateMask", "field %q cannot be updated; updatable: variables (the whole map), set, remove", p)
+			continue
+		}
+		use[f] = true
+	}
+	if len(req.GetUpdateMask().GetPaths()) == 0 {
+		// No mask: the fields given.
+		use["variables"], use["set"], use["remove"] = len(req.Variables) > 0, len(req.Set) > 0, len(req.Remove) > 0
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	replace := use["variables"]
+	switch {
+	case !use["variables"] && !use["set"] && !use["remove"]:
+		return nil, apierr.InvalidField("updateMask", "nothing to change: give variables (the whole new map), or set and/or remove")
+	case replace && (use["set"] || use["remove"]):
+		v.Add("variables", "give either variables (the whole new map) or set and remove (single keys), not both")
+	}
+	if req.ExpectedVersion < 0 {
+		v.Add("expectedVersion", "must be >= 0")
+	}
+	var in map[string]*atollv1.Variable
+	size := len(cur.Variables)
+	if replace {
+		in = req.Variables
+		checkUpdateVariables(&v, "variables.", in)
+		size = len(in)
+	} else {
+		if use["set"] {
+			in = req.Set
+			checkUpdateVariables(&v, "set.", in)
+			for k := range in {
+				if _, ok := cur.Variables[k]; !ok {
+					size++
+				}
+			}
+		}
+		if use["remove"] {
+			for i, k := range req.Remove {
+				field := fmt.Sprintf("remove[%d]", i)
+				switch _, set := in[k]; {
+				case !envVarPattern.MatchString(k):
+					v.Add(field, "must be an environment variable name: letters, digits and '_', not starting with a digit")
+				case set:
+					v.Add(field, "%q is also in set: give a key in one of them", truncate(k, 40))
+				case cur.Variables[k] == nil:
+					v.Add(field, "variable set %q has no variable %q", cur.Name, truncate(k, 40))
+				default:
+					size--
+				}
+			}
+		}
+	}
+	if size > MaxVariables {
+		field := "set"
+		if replace {
+			field = "variables"
+		}
+		v.Add(field, "at most %d variables (the set would have %d)", MaxVariables, size)
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	vars, err := s.sealUpdate(cur.Variables, in)
+	if err != nil {
+		return nil, err
+	}
+	cmd := s.command(ctx)
+	c := &atollv1.UpdateVariableSetCmd{VariableSetId: cur.Id, Variables: vars, Replace: replace, ExpectedVersion: req.ExpectedVersion}
+	if use["remove"] && !replace {
+		c.Remove = req.Remove
+	}
+	cmd.Cmd = &atollv1.Command_UpdateVariableSet{UpdateVariableSet: c}
+	res, err := s.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	out := maskSecrets(res.(*atollv1.VariableSet))
+	out.MountedBy = fsm.VariableSetUsers(s.snap(), out)
+	return out, nil
+}
+
+// checkUpdateVariables validates variable names and values (field names start
+// with prefix) and refuses values that look sealed.
+func checkUpdateVariables(v *apierr.Violations, prefix string, vars map[string]*atollv1.Variable) {
+	checkVariableEntries(v, prefix, vars)
+	checkNotSealed(v, prefix, vars)
+}
+
+// sealUpdate seals the secret values of an update. A value equal to the
+// current one (the same plaintext of a secret) keeps its current sealed
+// form, so the FSM sees no change and nothing rolls.
+func (s *Services) sealUpdate(cur, in map[string]*atollv1.Variable) (map[string]*atollv1.Variable, error) {
+	out := make(map[string]*atollv1.Variable, len(in))
+	var fresh map[string]*atollv1.Variable
+	for k, val := range in {
+		if old := cur[k]; old != nil && old.Secret == val.GetSecret() && s.plainValue(old) == val.GetValue() {
+			out[k] = &atollv1.Variable{Value: old.Value, Secret: old.Secret}
+			continue
+		}
+		if fresh == nil {
+			fresh = map[string]*atollv1.Variable{}
+		}
+		fresh[k] = val
+	}
+	sealed, err := s.sealVariables(fresh)
+	if err != nil {
+		return nil, err
+	}
+	for k, val := range sealed {
+		out[k] = val
+	}
+	return out, nil
+}
+
+// plainValue is a stored variable's value in clear ("\x00" when a secret
+// cannot be opened here: it then never equals a given value).
+func (s *Services) plainValue(v *atollv1.Variable) string {
+	if !v.Secret || !strings.HasPrefix(v.Value, keyring.Prefix) {
+		return v.Value
+	}
+	if o, ok := s.opts.Secrets.(interface{ Open(string) (string, error) }); ok {
+		if plain, err := o.Open(v.Value); err == nil {
+			return plain
+		}
+	}
+	return "\x00"
+}
+
+func (s *fileService) UpdateFile(ctx context.Context, req *atollv1.UpdateFileRequest) (*atollv1.File, error) {
+	tx := s.snap()
+	env, err := s.liveEnvOf(ctx, tx, "envId", req.EnvId)
+	if err != nil {
+		return nil, err
+	}
+	var cur *atollv1.File
+	for _, o := range tx.Files(env.Id) {
+		if o.Id == req.FileId || o.Name == req.FileId {
+			cur = o
+		}
+	}
+	if cur == nil {
+		return nil, apierr.NotFound("file", req.FileId)
+	}
+	var v apierr.Violations
+	content := req.Content
+	switch {
+	case req.Text != "" && len(content) > 0:
+		v.Add("text", "give either content (base64) or text, not both")
+	case req.Text != "":
+		content = []byte(req.Text)
+	case len(content) == 0:
+		v.Add("content", "is required: the new content (base64), or give text")
+	}
+	if len(content) > MaxFileBytes {
+		v.Add("content", "at most 1 MiB, got %d bytes", len(content))
+	}
+	if req.ExpectedVersion < 0 {
+		v.Add("expectedVersion", "must be >= 0")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	cmd := s.command(ctx)
+	cmd.Cmd = &atollv1.Command_UpdateFile{UpdateFile: &atollv1.UpdateFileCmd{FileId: cur.Id, Content: content, ExpectedVersion: req.ExpectedVersion}}
+	res, err := s.apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	out := proto.Clone(res.(*atollv1.File)).(*atollv1.File)
+	out.MountedBy = fsm.FileUsers(s.snap(), out)
+	return out, nil
 }

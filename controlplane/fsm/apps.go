@@ -214,6 +214,7 @@ func (a *applier) applyCreateApp(c *atollv1.CreateAppCmd) (*atollv1.App, error) 
 	if err := a.checkEnvRoom(env, EnvDemand(a.tx, env.Id), AppDemand(app)); err != nil {
 		return nil, err
 	}
+	a.stampMounts(app)
 	app.OrgId, app.CompanyIdRef = env.OrgId, env.OrgId
 	app.Version, app.SpecVersion, app.CreateIndex, app.ModifyIndex = 1, 1, a.index, a.index
 	app.CreatedAt, app.UpdatedAt = a.ts(), a.ts()
@@ -260,6 +261,7 @@ func (a *applier) applyUpdateApp(c *atollv1.UpdateAppCmd) (*atollv1.App, error) 
 	next.EnvIdRef, next.OrgId, next.CompanyIdRef = cur.EnvIdRef, cur.OrgId, cur.CompanyIdRef
 	next.CreateIndex, next.CreatedAt, next.CreatedBy = cur.CreateIndex, cur.CreatedAt, cur.CreatedBy
 	next.Version, next.ModifyIndex, next.UpdatedAt, next.ModifiedBy = cur.Version+1, a.index, a.ts(), a.cmd.Actor
+	a.stampMounts(next) // the current content of its variable sets and files
 	// A new container spec rolls the instances (rollout.go); the spec the
 	// running ones were placed for is kept until the last of them stops.
 	next.SpecVersion = a.nextSpecVersion(cur, next)
@@ -271,10 +273,7 @@ func (a *applier) applyUpdateApp(c *atollv1.UpdateAppCmd) (*atollv1.App, error) 
 	if err := a.tx.Insert(state.TableApps, next); err != nil {
 		return nil, err
 	}
-	if a.prune == nil {
-		a.prune = map[string]bool{}
-	}
-	a.prune[next.Id] = true
+	a.touchApp(next.Id)
 	if err := a.event("app.updated", "app", next.Id, next.OrgId, env.ProjectId, nil); err != nil {
 		return nil, err
 	}

@@ -131,6 +131,7 @@ func (a *applier) writeCarried(c *atollv1.CreateEnvironmentCmd, env *atollv1.Env
 		}
 	}
 	for _, v := range c.VariableSets {
+		v.Version = 1
 		v.OrgId, v.CreateIndex, v.ModifyIndex, v.CreatedAt, v.CreatedBy = env.OrgId, a.index, a.index, a.ts(), a.cmd.Actor
 		if err := a.tx.Insert(state.TableVariableSets, v); err != nil {
 			return err
@@ -140,6 +141,7 @@ func (a *applier) writeCarried(c *atollv1.CreateEnvironmentCmd, env *atollv1.Env
 		}
 	}
 	for _, f := range c.Files {
+		f.Version = 1
 		f.OrgId, f.CreateIndex, f.ModifyIndex, f.CreatedAt, f.CreatedBy = env.OrgId, a.index, a.index, a.ts(), a.cmd.Actor
 		if err := a.tx.Insert(state.TableFiles, f); err != nil {
 			return err
@@ -156,6 +158,7 @@ func (a *applier) writeCarried(c *atollv1.CreateEnvironmentCmd, env *atollv1.Env
 		app.Version, app.SpecVersion, app.CreateIndex, app.ModifyIndex = 1, 1, a.index, a.index
 		app.CreatedAt, app.UpdatedAt = a.ts(), a.ts()
 		app.CreatedBy, app.ModifiedBy = a.cmd.Actor, a.cmd.Actor
+		a.stampMounts(app)
 		if err := a.tx.Insert(state.TableApps, app); err != nil {
 			return err
 		}

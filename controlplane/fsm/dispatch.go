@@ -17,6 +17,8 @@ type applier struct {
 	cmd   *atollv1.Command
 	time  time.Time
 	prune map[string]bool // apps that lost instances: drop their unused specs (rollout.go)
+	// environments whose kept content versions may be unused (content.go)
+	pruneEnvs map[string]bool
 }
 
 // dispatch is the one switch over command types.
@@ -79,6 +81,12 @@ func (a *applier) dispatch() (string, proto.Message, error) {
 		return "create_variable_set", v, err
 	case *atollv1.Command_DeleteVariableSet:
 		return "delete_variable_set", nil, a.applyDeleteVariableSet(c.DeleteVariableSet)
+	case *atollv1.Command_UpdateVariableSet:
+		v, err := a.applyUpdateVariableSet(c.UpdateVariableSet)
+		return "update_variable_set", v, err
+	case *atollv1.Command_UpdateFile:
+		v, err := a.applyUpdateFile(c.UpdateFile)
+		return "update_file", v, err
 	case *atollv1.Command_CreateFile:
 		v, err := a.applyCreateFile(c.CreateFile)
 		return "create_file", v, err

@@ -128,6 +128,9 @@ func (f *FSM) applyOne(tx *state.Txn, l *raft.Log) *Result {
 	if err == nil {
 		err = a.pruneTouchedSpecs()
 	}
+	if err == nil {
+		err = a.pruneTouchedContent()
+	}
 	if f.obs != nil {
 		f.obs.ObserveApply(kind, time.Since(start), err)
 	}

@@ -71,16 +71,16 @@ func containerSpec(a *atollv1.App) *atollv1.App {
 		s.VolumeMounts = append(s.VolumeMounts, &atollv1.VolumeMount{VolIdRef: m.VolIdRef, Path: m.Path})
 	}
 	for _, m := range a.VariableSetMounts {
-		s.VariableSetMounts = append(s.VariableSetMounts, &atollv1.VariableSetMount{VarSetIdRef: m.VarSetIdRef})
+		s.VariableSetMounts = append(s.VariableSetMounts, &atollv1.VariableSetMount{VarSetIdRef: m.VarSetIdRef, VarSetVersion: mountVersion(m.VarSetVersion)})
 	}
 	for _, m := range a.FileMounts {
-		s.FileMounts = append(s.FileMounts, &atollv1.FileMount{FileIdRef: m.FileIdRef, MountPath: m.MountPath, FileOwner: m.FileOwner})
+		s.FileMounts = append(s.FileMounts, &atollv1.FileMount{FileIdRef: m.FileIdRef, MountPath: m.MountPath, FileOwner: m.FileOwner, FileVersion: mountVersion(m.FileVersion)})
 	}
 	return s
 }
 
 // SpecChanged reports whether next runs differently from cur: image,
-// command, args, variable sets, files, volumes, ports (with their
+// command, args, variable sets and files (or their content versions), volumes, ports (with their
 // hostnames, so a rename), public port, resources or restart generation.
 func SpecChanged(cur, next *atollv1.App) bool {
 	return !proto.Equal(containerSpec(cur), containerSpec(next))

@@ -35,6 +35,12 @@ func rcmd(org string, c proto.Message) *atollv1.Command {
 		out.Cmd = &atollv1.Command_CreateVariableSet{CreateVariableSet: c}
 	case *atollv1.DeleteVariableSetCmd:
 		out.Cmd = &atollv1.Command_DeleteVariableSet{DeleteVariableSet: c}
+	case *atollv1.UpdateVariableSetCmd:
+		out.Cmd = &atollv1.Command_UpdateVariableSet{UpdateVariableSet: c}
+	case *atollv1.CreateFileCmd:
+		out.Cmd = &atollv1.Command_CreateFile{CreateFile: c}
+	case *atollv1.UpdateFileCmd:
+		out.Cmd = &atollv1.Command_UpdateFile{UpdateFile: c}
 	default:
 		panic("rcmd: unknown command")
 	}

@@ -119,6 +119,7 @@ func (a *applier) applyCreateVariableSet(c *atollv1.CreateVariableSetCmd) (*atol
 		}
 	}
 	v.OrgId, v.CreateIndex, v.ModifyIndex, v.CreatedAt, v.CreatedBy = env.OrgId, a.index, a.index, a.ts(), a.cmd.Actor
+	v.Version, v.RollingApps = 1, nil
 	if err := a.tx.Insert(state.TableVariableSets, v); err != nil {
 		return nil, err
 	}
@@ -136,6 +137,7 @@ func (a *applier) applyDeleteVariableSet(c *atollv1.DeleteVariableSetCmd) error 
 	if err := a.tx.Delete(state.TableVariableSets, v); err != nil {
 		return err
 	}
+	a.touchEnv(v.EnvId)
 	return a.setEnvUsage(v.EnvId)
 }
 
@@ -154,6 +156,7 @@ func (a *applier) applyCreateFile(c *atollv1.CreateFileCmd) (*atollv1.File, erro
 		return nil, apierr.InvalidField("file.content", "at most 1 MiB (got %d bytes)", len(f.Content))
 	}
 	f.OrgId, f.CreateIndex, f.ModifyIndex, f.CreatedAt, f.CreatedBy = env.OrgId, a.index, a.index, a.ts(), a.cmd.Actor
+	f.Version, f.RollingApps = 1, nil
 	if err := a.tx.Insert(state.TableFiles, f); err != nil {
 		return nil, err
 	}
@@ -171,5 +174,6 @@ func (a *applier) applyDeleteFile(c *atollv1.DeleteFileCmd) error {
 	if err := a.tx.Delete(state.TableFiles, f); err != nil {
 		return fmt.Errorf("delete file: %w", err)
 	}
+	a.touchEnv(f.EnvId)
 	return a.setEnvUsage(f.EnvId)
 }

@@ -145,3 +145,41 @@ func (t *Txn) AppSpecs(appID string) []*atollv1.AppSpec {
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out
 }
+
+// ContentVersionID is the id of a kept version of a variable set or file.
+func ContentVersionID(id string, version int64) string {
+	return id + "@" + strconv.FormatInt(version, 10)
+}
+
+// VariableSetVersion is the kept content of an older version of a variable
+// set, or nil.
+func (t *Txn) VariableSetVersion(setID string, version int64) *atollv1.VariableSetVersion {
+	return first[*atollv1.VariableSetVersion](t, TableVarSetVersions, "id", ContentVersionID(setID, version))
+}
+
+// EnvVariableSetVersions lists the kept variable set versions of an
+// environment, in id order.
+func (t *Txn) EnvVariableSetVersions(envID string) []*atollv1.VariableSetVersion {
+	out := all[*atollv1.VariableSetVersion](t, TableVarSetVersions, "env", envID)
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
+	return out
+}
+
+// FileVersion is the kept content of an older version of a file, or nil.
+func (t *Txn) FileVersion(fileID string, version int64) *atollv1.FileVersion {
+	return first[*atollv1.FileVersion](t, TableFileVersions, "id", ContentVersionID(fileID, version))
+}
+
+// EnvFileVersions lists the kept file versions of an environment, in id order.
+func (t *Txn) EnvFileVersions(envID string) []*atollv1.FileVersion {
+	out := all[*atollv1.FileVersion](t, TableFileVersions, "env", envID)
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
+	return out
+}
+
+// EnvAppSpecs lists the kept app specs of an environment, in id order.
+func (t *Txn) EnvAppSpecs(envID string) []*atollv1.AppSpec {
+	out := all[*atollv1.AppSpec](t, TableAppSpecs, "env", envID)
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
+	return out
+}

@@ -14,31 +14,33 @@ import (
 
 // Table names.
 const (
-	TableOrganizations = "organizations"
-	TableProjects      = "projects"
-	TableEnvironments  = "environments"
-	TableEnvVersions   = "environment_versions"
-	TableTokens        = "tokens"
-	TableEvents        = "events"
-	TableServers       = "servers"
-	TableMeta          = "meta"
-	TableApps          = "apps"
-	TableInstances     = "instances"
-	TableNodes         = "nodes"
-	TableVolumes       = "volumes"
-	TableVariableSets  = "variable_sets"
-	TableFiles         = "files"
-	TableReleases      = "releases"
-	TableDeployments   = "deployments"
-	TableBlueprints    = "blueprints"
-	TableAppSpecs      = "app_specs"
+	TableOrganizations  = "organizations"
+	TableProjects       = "projects"
+	TableEnvironments   = "environments"
+	TableEnvVersions    = "environment_versions"
+	TableTokens         = "tokens"
+	TableEvents         = "events"
+	TableServers        = "servers"
+	TableMeta           = "meta"
+	TableApps           = "apps"
+	TableInstances      = "instances"
+	TableNodes          = "nodes"
+	TableVolumes        = "volumes"
+	TableVariableSets   = "variable_sets"
+	TableFiles          = "files"
+	TableReleases       = "releases"
+	TableDeployments    = "deployments"
+	TableBlueprints     = "blueprints"
+	TableAppSpecs       = "app_specs"
+	TableVarSetVersions = "varset_versions"
+	TableFileVersions   = "file_versions"
 )
 
 // Tables lists every table in snapshot order.
 var Tables = []string{TableMeta, TableServers, TableOrganizations, TableProjects, TableTokens, TableEnvironments, TableEnvVersions, TableEvents,
 	TableNodes, TableApps, TableInstances, TableVolumes, TableVariableSets, TableFiles,
 	TableReleases, TableDeployments, TableBlueprints,
-	TableAppSpecs} // new tables go last: a snapshot numbers tables by position
+	TableAppSpecs, TableVarSetVersions, TableFileVersions} // new tables go last: a snapshot numbers tables by position
 
 // id is the primary index on a protobuf object's Id.
 func id() *memdb.IndexSchema {
@@ -98,6 +100,14 @@ func schema() *memdb.DBSchema {
 		TableAppSpecs: {Name: TableAppSpecs, Indexes: map[string]*memdb.IndexSchema{
 			"id":  id(),
 			"app": byField("app", "AppId"),
+			"env": byField("env", "EnvId"),
+		}},
+		TableVarSetVersions: {Name: TableVarSetVersions, Indexes: map[string]*memdb.IndexSchema{
+			"id":  id(),
+			"env": byField("env", "EnvId"),
+		}},
+		TableFileVersions: {Name: TableFileVersions, Indexes: map[string]*memdb.IndexSchema{
+			"id":  id(),
 			"env": byField("env", "EnvId"),
 		}},
 		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{

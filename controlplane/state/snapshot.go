@@ -151,6 +151,10 @@ func decodeObject(table string, b []byte) (any, error) {
 		m = &atollv1.Blueprint{}
 	case TableAppSpecs:
 		m = &atollv1.AppSpec{}
+	case TableVarSetVersions:
+		m = &atollv1.VariableSetVersion{}
+	case TableFileVersions:
+		m = &atollv1.FileVersion{}
 	default:
 		return nil, fmt.Errorf("%w: unknown table %q", ErrBadSnapshot, table)
 	}

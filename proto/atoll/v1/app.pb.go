@@ -450,6 +450,10 @@ type VariableSetMount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	VarSetNameRef string                 `protobuf:"bytes,1,opt,name=var_set_name_ref,json=varSetNameRef,proto3" json:"var_set_name_ref,omitempty"`
 	VarSetIdRef   string                 `protobuf:"bytes,2,opt,name=var_set_id_ref,json=varSetIdRef,proto3" json:"var_set_id_ref,omitempty"`
+	// The set's version this app spec runs (output, set by the server: the
+	// current one when the app is created or updated; updating the set rolls
+	// the app to the new one).
+	VarSetVersion int64 `protobuf:"varint,3,opt,name=var_set_version,json=varSetVersion,proto3" json:"var_set_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -498,12 +502,22 @@ func (x *VariableSetMount) GetVarSetIdRef() string {
 	return ""
 }
 
+func (x *VariableSetMount) GetVarSetVersion() int64 {
+	if x != nil {
+		return x.VarSetVersion
+	}
+	return 0
+}
+
 type FileMount struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FileNameRef   string                 `protobuf:"bytes,1,opt,name=file_name_ref,json=fileNameRef,proto3" json:"file_name_ref,omitempty"`
-	FileIdRef     string                 `protobuf:"bytes,2,opt,name=file_id_ref,json=fileIdRef,proto3" json:"file_id_ref,omitempty"`
-	MountPath     string                 `protobuf:"bytes,3,opt,name=mount_path,json=mountPath,proto3" json:"mount_path,omitempty"`
-	FileOwner     string                 `protobuf:"bytes,4,opt,name=file_owner,json=fileOwner,proto3" json:"file_owner,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	FileNameRef string                 `protobuf:"bytes,1,opt,name=file_name_ref,json=fileNameRef,proto3" json:"file_name_ref,omitempty"`
+	FileIdRef   string                 `protobuf:"bytes,2,opt,name=file_id_ref,json=fileIdRef,proto3" json:"file_id_ref,omitempty"`
+	MountPath   string                 `protobuf:"bytes,3,opt,name=mount_path,json=mountPath,proto3" json:"mount_path,omitempty"`
+	FileOwner   string                 `protobuf:"bytes,4,opt,name=file_owner,json=fileOwner,proto3" json:"file_owner,omitempty"`
+	// The file's version this app spec runs (output, like
+	// VariableSetMount.var_set_version).
+	FileVersion   int64 `protobuf:"varint,5,opt,name=file_version,json=fileVersion,proto3" json:"file_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -564,6 +578,13 @@ func (x *FileMount) GetFileOwner() string {
 		return x.FileOwner
 	}
 	return ""
+}
+
+func (x *FileMount) GetFileVersion() int64 {
+	if x != nil {
+		return x.FileVersion
+	}
+	return 0
 }
 
 type Instance struct {
@@ -1927,17 +1948,19 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"volNameRef\x12\x1c\n" +
 	"\n" +
 	"vol_id_ref\x18\x02 \x01(\tR\bvolIdRef\x12\x12\n" +
-	"\x04path\x18\x03 \x01(\tR\x04path\"`\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\"\x88\x01\n" +
 	"\x10VariableSetMount\x12'\n" +
 	"\x10var_set_name_ref\x18\x01 \x01(\tR\rvarSetNameRef\x12#\n" +
-	"\x0evar_set_id_ref\x18\x02 \x01(\tR\vvarSetIdRef\"\x8d\x01\n" +
+	"\x0evar_set_id_ref\x18\x02 \x01(\tR\vvarSetIdRef\x12&\n" +
+	"\x0fvar_set_version\x18\x03 \x01(\x03R\rvarSetVersion\"\xb0\x01\n" +
 	"\tFileMount\x12\"\n" +
 	"\rfile_name_ref\x18\x01 \x01(\tR\vfileNameRef\x12\x1e\n" +
 	"\vfile_id_ref\x18\x02 \x01(\tR\tfileIdRef\x12\x1d\n" +
 	"\n" +
 	"mount_path\x18\x03 \x01(\tR\tmountPath\x12\x1d\n" +
 	"\n" +
-	"file_owner\x18\x04 \x01(\tR\tfileOwner\"\x9f\x06\n" +
+	"file_owner\x18\x04 \x01(\tR\tfileOwner\x12!\n" +
+	"\ffile_version\x18\x05 \x01(\x03R\vfileVersion\"\x9f\x06\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x15\n" +

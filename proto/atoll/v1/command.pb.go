@@ -67,6 +67,8 @@ type Command struct {
 	//	*Command_CreateBlueprint
 	//	*Command_DeleteBlueprint
 	//	*Command_PurgeDeletedEnvironments
+	//	*Command_UpdateVariableSet
+	//	*Command_UpdateFile
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -436,6 +438,24 @@ func (x *Command) GetPurgeDeletedEnvironments() *PurgeDeletedEnvironmentsCmd {
 	return nil
 }
 
+func (x *Command) GetUpdateVariableSet() *UpdateVariableSetCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_UpdateVariableSet); ok {
+			return x.UpdateVariableSet
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetUpdateFile() *UpdateFileCmd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_UpdateFile); ok {
+			return x.UpdateFile
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -576,6 +596,14 @@ type Command_PurgeDeletedEnvironments struct {
 	PurgeDeletedEnvironments *PurgeDeletedEnvironmentsCmd `protobuf:"bytes,43,opt,name=purge_deleted_environments,json=purgeDeletedEnvironments,proto3,oneof"`
 }
 
+type Command_UpdateVariableSet struct {
+	UpdateVariableSet *UpdateVariableSetCmd `protobuf:"bytes,44,opt,name=update_variable_set,json=updateVariableSet,proto3,oneof"`
+}
+
+type Command_UpdateFile struct {
+	UpdateFile *UpdateFileCmd `protobuf:"bytes,45,opt,name=update_file,json=updateFile,proto3,oneof"`
+}
+
 func (*Command_UpsertServer) isCommand_Cmd() {}
 
 func (*Command_CreateOrganization) isCommand_Cmd() {}
@@ -643,6 +671,10 @@ func (*Command_CreateBlueprint) isCommand_Cmd() {}
 func (*Command_DeleteBlueprint) isCommand_Cmd() {}
 
 func (*Command_PurgeDeletedEnvironments) isCommand_Cmd() {}
+
+func (*Command_UpdateVariableSet) isCommand_Cmd() {}
+
+func (*Command_UpdateFile) isCommand_Cmd() {}
 
 type UpsertServerCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1795,6 +1827,146 @@ func (x *DeleteVariableSetCmd) GetVariableSetId() string {
 	return ""
 }
 
+// UpdateVariableSetCmd changes a set's variables: replace makes variables
+// the whole map; otherwise the keys of variables are set and the keys of
+// remove (each must exist) removed. Secret values arrive sealed.
+type UpdateVariableSetCmd struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	VariableSetId   string                 `protobuf:"bytes,1,opt,name=variable_set_id,json=variableSetId,proto3" json:"variable_set_id,omitempty"`
+	Variables       map[string]*Variable   `protobuf:"bytes,2,rep,name=variables,proto3" json:"variables,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Replace         bool                   `protobuf:"varint,3,opt,name=replace,proto3" json:"replace,omitempty"`
+	Remove          []string               `protobuf:"bytes,4,rep,name=remove,proto3" json:"remove,omitempty"`
+	ExpectedVersion int64                  `protobuf:"varint,5,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"` // 0: any
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateVariableSetCmd) Reset() {
+	*x = UpdateVariableSetCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateVariableSetCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateVariableSetCmd) ProtoMessage() {}
+
+func (x *UpdateVariableSetCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateVariableSetCmd.ProtoReflect.Descriptor instead.
+func (*UpdateVariableSetCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UpdateVariableSetCmd) GetVariableSetId() string {
+	if x != nil {
+		return x.VariableSetId
+	}
+	return ""
+}
+
+func (x *UpdateVariableSetCmd) GetVariables() map[string]*Variable {
+	if x != nil {
+		return x.Variables
+	}
+	return nil
+}
+
+func (x *UpdateVariableSetCmd) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
+}
+
+func (x *UpdateVariableSetCmd) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+func (x *UpdateVariableSetCmd) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+// UpdateFileCmd replaces a file's content (the FSM computes size and sha256).
+type UpdateFileCmd struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	FileId          string                 `protobuf:"bytes,1,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	Content         []byte                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	ExpectedVersion int64                  `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"` // 0: any
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateFileCmd) Reset() {
+	*x = UpdateFileCmd{}
+	mi := &file_atoll_v1_command_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateFileCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateFileCmd) ProtoMessage() {}
+
+func (x *UpdateFileCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_command_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateFileCmd.ProtoReflect.Descriptor instead.
+func (*UpdateFileCmd) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UpdateFileCmd) GetFileId() string {
+	if x != nil {
+		return x.FileId
+	}
+	return ""
+}
+
+func (x *UpdateFileCmd) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *UpdateFileCmd) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
 type CreateFileCmd struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	File          *File                  `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
@@ -1804,7 +1976,7 @@ type CreateFileCmd struct {
 
 func (x *CreateFileCmd) Reset() {
 	*x = CreateFileCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[23]
+	mi := &file_atoll_v1_command_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1988,7 @@ func (x *CreateFileCmd) String() string {
 func (*CreateFileCmd) ProtoMessage() {}
 
 func (x *CreateFileCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[23]
+	mi := &file_atoll_v1_command_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2001,7 @@ func (x *CreateFileCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFileCmd.ProtoReflect.Descriptor instead.
 func (*CreateFileCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{23}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateFileCmd) GetFile() *File {
@@ -1848,7 +2020,7 @@ type DeleteFileCmd struct {
 
 func (x *DeleteFileCmd) Reset() {
 	*x = DeleteFileCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[24]
+	mi := &file_atoll_v1_command_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2032,7 @@ func (x *DeleteFileCmd) String() string {
 func (*DeleteFileCmd) ProtoMessage() {}
 
 func (x *DeleteFileCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[24]
+	mi := &file_atoll_v1_command_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2045,7 @@ func (x *DeleteFileCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileCmd.ProtoReflect.Descriptor instead.
 func (*DeleteFileCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{24}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteFileCmd) GetFileId() string {
@@ -1892,7 +2064,7 @@ type UpsertNodeCmd struct {
 
 func (x *UpsertNodeCmd) Reset() {
 	*x = UpsertNodeCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[25]
+	mi := &file_atoll_v1_command_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2076,7 @@ func (x *UpsertNodeCmd) String() string {
 func (*UpsertNodeCmd) ProtoMessage() {}
 
 func (x *UpsertNodeCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[25]
+	mi := &file_atoll_v1_command_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2089,7 @@ func (x *UpsertNodeCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertNodeCmd.ProtoReflect.Descriptor instead.
 func (*UpsertNodeCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{25}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpsertNodeCmd) GetNode() *Node {
@@ -1940,7 +2112,7 @@ type SetNodeStatusCmd struct {
 
 func (x *SetNodeStatusCmd) Reset() {
 	*x = SetNodeStatusCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[26]
+	mi := &file_atoll_v1_command_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2124,7 @@ func (x *SetNodeStatusCmd) String() string {
 func (*SetNodeStatusCmd) ProtoMessage() {}
 
 func (x *SetNodeStatusCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[26]
+	mi := &file_atoll_v1_command_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2137,7 @@ func (x *SetNodeStatusCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodeStatusCmd.ProtoReflect.Descriptor instead.
 func (*SetNodeStatusCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{26}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetNodeStatusCmd) GetNodeId() string {
@@ -2012,7 +2184,7 @@ type ApplyPlanCmd struct {
 
 func (x *ApplyPlanCmd) Reset() {
 	*x = ApplyPlanCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[27]
+	mi := &file_atoll_v1_command_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2196,7 @@ func (x *ApplyPlanCmd) String() string {
 func (*ApplyPlanCmd) ProtoMessage() {}
 
 func (x *ApplyPlanCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[27]
+	mi := &file_atoll_v1_command_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2209,7 @@ func (x *ApplyPlanCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyPlanCmd.ProtoReflect.Descriptor instead.
 func (*ApplyPlanCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{27}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ApplyPlanCmd) GetPlace() []*Instance {
@@ -2085,7 +2257,7 @@ type UpdateInstancesCmd struct {
 
 func (x *UpdateInstancesCmd) Reset() {
 	*x = UpdateInstancesCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[28]
+	mi := &file_atoll_v1_command_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2269,7 @@ func (x *UpdateInstancesCmd) String() string {
 func (*UpdateInstancesCmd) ProtoMessage() {}
 
 func (x *UpdateInstancesCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[28]
+	mi := &file_atoll_v1_command_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2282,7 @@ func (x *UpdateInstancesCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateInstancesCmd.ProtoReflect.Descriptor instead.
 func (*UpdateInstancesCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{28}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateInstancesCmd) GetNodeId() string {
@@ -2136,7 +2308,7 @@ type ReconcileEnvironmentCmd struct {
 
 func (x *ReconcileEnvironmentCmd) Reset() {
 	*x = ReconcileEnvironmentCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[29]
+	mi := &file_atoll_v1_command_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2320,7 @@ func (x *ReconcileEnvironmentCmd) String() string {
 func (*ReconcileEnvironmentCmd) ProtoMessage() {}
 
 func (x *ReconcileEnvironmentCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[29]
+	mi := &file_atoll_v1_command_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2333,7 @@ func (x *ReconcileEnvironmentCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileEnvironmentCmd.ProtoReflect.Descriptor instead.
 func (*ReconcileEnvironmentCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{29}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReconcileEnvironmentCmd) GetEnvironmentId() string {
@@ -2180,7 +2352,7 @@ type CreateReleaseCmd struct {
 
 func (x *CreateReleaseCmd) Reset() {
 	*x = CreateReleaseCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[30]
+	mi := &file_atoll_v1_command_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2364,7 @@ func (x *CreateReleaseCmd) String() string {
 func (*CreateReleaseCmd) ProtoMessage() {}
 
 func (x *CreateReleaseCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[30]
+	mi := &file_atoll_v1_command_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2377,7 @@ func (x *CreateReleaseCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleaseCmd.ProtoReflect.Descriptor instead.
 func (*CreateReleaseCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{30}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateReleaseCmd) GetRelease() *Release {
@@ -2229,7 +2401,7 @@ type DeployReleaseCmd struct {
 
 func (x *DeployReleaseCmd) Reset() {
 	*x = DeployReleaseCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[31]
+	mi := &file_atoll_v1_command_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2413,7 @@ func (x *DeployReleaseCmd) String() string {
 func (*DeployReleaseCmd) ProtoMessage() {}
 
 func (x *DeployReleaseCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[31]
+	mi := &file_atoll_v1_command_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2426,7 @@ func (x *DeployReleaseCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployReleaseCmd.ProtoReflect.Descriptor instead.
 func (*DeployReleaseCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{31}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeployReleaseCmd) GetApp() *App {
@@ -2295,7 +2467,7 @@ type UndeployAppCmd struct {
 
 func (x *UndeployAppCmd) Reset() {
 	*x = UndeployAppCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[32]
+	mi := &file_atoll_v1_command_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2479,7 @@ func (x *UndeployAppCmd) String() string {
 func (*UndeployAppCmd) ProtoMessage() {}
 
 func (x *UndeployAppCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[32]
+	mi := &file_atoll_v1_command_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2492,7 @@ func (x *UndeployAppCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployAppCmd.ProtoReflect.Descriptor instead.
 func (*UndeployAppCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{32}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UndeployAppCmd) GetAppId() string {
@@ -2346,7 +2518,7 @@ type CreateBlueprintCmd struct {
 
 func (x *CreateBlueprintCmd) Reset() {
 	*x = CreateBlueprintCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[33]
+	mi := &file_atoll_v1_command_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2530,7 @@ func (x *CreateBlueprintCmd) String() string {
 func (*CreateBlueprintCmd) ProtoMessage() {}
 
 func (x *CreateBlueprintCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[33]
+	mi := &file_atoll_v1_command_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2543,7 @@ func (x *CreateBlueprintCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBlueprintCmd.ProtoReflect.Descriptor instead.
 func (*CreateBlueprintCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{33}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateBlueprintCmd) GetBlueprint() *Blueprint {
@@ -2390,7 +2562,7 @@ type DeleteBlueprintCmd struct {
 
 func (x *DeleteBlueprintCmd) Reset() {
 	*x = DeleteBlueprintCmd{}
-	mi := &file_atoll_v1_command_proto_msgTypes[34]
+	mi := &file_atoll_v1_command_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2574,7 @@ func (x *DeleteBlueprintCmd) String() string {
 func (*DeleteBlueprintCmd) ProtoMessage() {}
 
 func (x *DeleteBlueprintCmd) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[34]
+	mi := &file_atoll_v1_command_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2587,7 @@ func (x *DeleteBlueprintCmd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBlueprintCmd.ProtoReflect.Descriptor instead.
 func (*DeleteBlueprintCmd) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{34}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteBlueprintCmd) GetBlueprintId() string {
@@ -2440,7 +2612,7 @@ type ApplyError struct {
 
 func (x *ApplyError) Reset() {
 	*x = ApplyError{}
-	mi := &file_atoll_v1_command_proto_msgTypes[35]
+	mi := &file_atoll_v1_command_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2452,7 +2624,7 @@ func (x *ApplyError) String() string {
 func (*ApplyError) ProtoMessage() {}
 
 func (x *ApplyError) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_command_proto_msgTypes[35]
+	mi := &file_atoll_v1_command_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2465,7 +2637,7 @@ func (x *ApplyError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyError.ProtoReflect.Descriptor instead.
 func (*ApplyError) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_command_proto_rawDescGZIP(), []int{35}
+	return file_atoll_v1_command_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ApplyError) GetCode() int32 {
@@ -2514,7 +2686,7 @@ var File_atoll_v1_command_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x16atoll/v1/command.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x18atoll/v1/blueprint.proto\x1a\x16atoll/v1/release.proto\x1a\x13atoll/v1/node.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x14\n" +
+	"\x16atoll/v1/command.proto\x12\batoll.v1\x1a\x12atoll/v1/app.proto\x1a\x18atoll/v1/blueprint.proto\x1a\x16atoll/v1/release.proto\x1a\x13atoll/v1/node.proto\x1a\x16atoll/v1/storage.proto\x1a\x14atoll/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x15\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x15\n" +
@@ -2560,7 +2732,10 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\fundeploy_app\x18( \x01(\v2\x18.atoll.v1.UndeployAppCmdH\x00R\vundeployApp\x12I\n" +
 	"\x10create_blueprint\x18) \x01(\v2\x1c.atoll.v1.CreateBlueprintCmdH\x00R\x0fcreateBlueprint\x12I\n" +
 	"\x10delete_blueprint\x18* \x01(\v2\x1c.atoll.v1.DeleteBlueprintCmdH\x00R\x0fdeleteBlueprint\x12e\n" +
-	"\x1apurge_deleted_environments\x18+ \x01(\v2%.atoll.v1.PurgeDeletedEnvironmentsCmdH\x00R\x18purgeDeletedEnvironmentsB\x05\n" +
+	"\x1apurge_deleted_environments\x18+ \x01(\v2%.atoll.v1.PurgeDeletedEnvironmentsCmdH\x00R\x18purgeDeletedEnvironments\x12P\n" +
+	"\x13update_variable_set\x18, \x01(\v2\x1e.atoll.v1.UpdateVariableSetCmdH\x00R\x11updateVariableSet\x12:\n" +
+	"\vupdate_file\x18- \x01(\v2\x17.atoll.v1.UpdateFileCmdH\x00R\n" +
+	"updateFileB\x05\n" +
 	"\x03cmd\"A\n" +
 	"\x0fUpsertServerCmd\x12.\n" +
 	"\x06server\x18\x01 \x01(\v2\x16.atoll.v1.ServerMemberR\x06server\"\xc1\x01\n" +
@@ -2629,7 +2804,20 @@ const file_atoll_v1_command_proto_rawDesc = "" +
 	"\x14CreateVariableSetCmd\x128\n" +
 	"\fvariable_set\x18\x01 \x01(\v2\x15.atoll.v1.VariableSetR\vvariableSet\">\n" +
 	"\x14DeleteVariableSetCmd\x12&\n" +
-	"\x0fvariable_set_id\x18\x01 \x01(\tR\rvariableSetId\"3\n" +
+	"\x0fvariable_set_id\x18\x01 \x01(\tR\rvariableSetId\"\xba\x02\n" +
+	"\x14UpdateVariableSetCmd\x12&\n" +
+	"\x0fvariable_set_id\x18\x01 \x01(\tR\rvariableSetId\x12K\n" +
+	"\tvariables\x18\x02 \x03(\v2-.atoll.v1.UpdateVariableSetCmd.VariablesEntryR\tvariables\x12\x18\n" +
+	"\areplace\x18\x03 \x01(\bR\areplace\x12\x16\n" +
+	"\x06remove\x18\x04 \x03(\tR\x06remove\x12)\n" +
+	"\x10expected_version\x18\x05 \x01(\x03R\x0fexpectedVersion\x1aP\n" +
+	"\x0eVariablesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
+	"\x05value\x18\x02 \x01(\v2\x12.atoll.v1.VariableR\x05value:\x028\x01\"m\n" +
+	"\rUpdateFileCmd\x12\x17\n" +
+	"\afile_id\x18\x01 \x01(\tR\x06fileId\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\x12)\n" +
+	"\x10expected_version\x18\x03 \x01(\x03R\x0fexpectedVersion\"3\n" +
 	"\rCreateFileCmd\x12\"\n" +
 	"\x04file\x18\x01 \x01(\v2\x0e.atoll.v1.FileR\x04file\"(\n" +
 	"\rDeleteFileCmd\x12\x17\n" +
@@ -2700,7 +2888,7 @@ func file_atoll_v1_command_proto_rawDescGZIP() []byte {
 	return file_atoll_v1_command_proto_rawDescData
 }
 
-var file_atoll_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_atoll_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_atoll_v1_command_proto_goTypes = []any{
 	(*Command)(nil),                     // 0: atoll.v1.Command
 	(*UpsertServerCmd)(nil),             // 1: atoll.v1.UpsertServerCmd
@@ -2725,42 +2913,46 @@ var file_atoll_v1_command_proto_goTypes = []any{
 	(*DeleteVolumeCmd)(nil),             // 20: atoll.v1.DeleteVolumeCmd
 	(*CreateVariableSetCmd)(nil),        // 21: atoll.v1.CreateVariableSetCmd
 	(*DeleteVariableSetCmd)(nil),        // 22: atoll.v1.DeleteVariableSetCmd
-	(*CreateFileCmd)(nil),               // 23: atoll.v1.CreateFileCmd
-	(*DeleteFileCmd)(nil),               // 24: atoll.v1.DeleteFileCmd
-	(*UpsertNodeCmd)(nil),               // 25: atoll.v1.UpsertNodeCmd
-	(*SetNodeStatusCmd)(nil),            // 26: atoll.v1.SetNodeStatusCmd
-	(*ApplyPlanCmd)(nil),                // 27: atoll.v1.ApplyPlanCmd
-	(*UpdateInstancesCmd)(nil),          // 28: atoll.v1.UpdateInstancesCmd
-	(*ReconcileEnvironmentCmd)(nil),     // 29: atoll.v1.ReconcileEnvironmentCmd
-	(*CreateReleaseCmd)(nil),            // 30: atoll.v1.CreateReleaseCmd
-	(*DeployReleaseCmd)(nil),            // 31: atoll.v1.DeployReleaseCmd
-	(*UndeployAppCmd)(nil),              // 32: atoll.v1.UndeployAppCmd
-	(*CreateBlueprintCmd)(nil),          // 33: atoll.v1.CreateBlueprintCmd
-	(*DeleteBlueprintCmd)(nil),          // 34: atoll.v1.DeleteBlueprintCmd
-	(*ApplyError)(nil),                  // 35: atoll.v1.ApplyError
-	nil,                                 // 36: atoll.v1.ApplyPlanCmd.AppVersionsEntry
-	nil,                                 // 37: atoll.v1.ApplyPlanCmd.NodeIndexesEntry
-	nil,                                 // 38: atoll.v1.ApplyPlanCmd.UnplacedEntry
-	(*timestamppb.Timestamp)(nil),       // 39: google.protobuf.Timestamp
-	(*ServerMember)(nil),                // 40: atoll.v1.ServerMember
-	(*Organization)(nil),                // 41: atoll.v1.Organization
-	(*Project)(nil),                     // 42: atoll.v1.Project
-	(*Token)(nil),                       // 43: atoll.v1.Token
-	(*Environment)(nil),                 // 44: atoll.v1.Environment
-	(*Volume)(nil),                      // 45: atoll.v1.Volume
-	(*VariableSet)(nil),                 // 46: atoll.v1.VariableSet
-	(*File)(nil),                        // 47: atoll.v1.File
-	(*App)(nil),                         // 48: atoll.v1.App
-	(*Node)(nil),                        // 49: atoll.v1.Node
-	(NodeStatus)(0),                     // 50: atoll.v1.NodeStatus
-	(*Instance)(nil),                    // 51: atoll.v1.Instance
-	(*InstanceStatus)(nil),              // 52: atoll.v1.InstanceStatus
-	(*Release)(nil),                     // 53: atoll.v1.Release
-	(*Deployment)(nil),                  // 54: atoll.v1.Deployment
-	(*Blueprint)(nil),                   // 55: atoll.v1.Blueprint
+	(*UpdateVariableSetCmd)(nil),        // 23: atoll.v1.UpdateVariableSetCmd
+	(*UpdateFileCmd)(nil),               // 24: atoll.v1.UpdateFileCmd
+	(*CreateFileCmd)(nil),               // 25: atoll.v1.CreateFileCmd
+	(*DeleteFileCmd)(nil),               // 26: atoll.v1.DeleteFileCmd
+	(*UpsertNodeCmd)(nil),               // 27: atoll.v1.UpsertNodeCmd
+	(*SetNodeStatusCmd)(nil),            // 28: atoll.v1.SetNodeStatusCmd
+	(*ApplyPlanCmd)(nil),                // 29: atoll.v1.ApplyPlanCmd
+	(*UpdateInstancesCmd)(nil),          // 30: atoll.v1.UpdateInstancesCmd
+	(*ReconcileEnvironmentCmd)(nil),     // 31: atoll.v1.ReconcileEnvironmentCmd
+	(*CreateReleaseCmd)(nil),            // 32: atoll.v1.CreateReleaseCmd
+	(*DeployReleaseCmd)(nil),            // 33: atoll.v1.DeployReleaseCmd
+	(*UndeployAppCmd)(nil),              // 34: atoll.v1.UndeployAppCmd
+	(*CreateBlueprintCmd)(nil),          // 35: atoll.v1.CreateBlueprintCmd
+	(*DeleteBlueprintCmd)(nil),          // 36: atoll.v1.DeleteBlueprintCmd
+	(*ApplyError)(nil),                  // 37: atoll.v1.ApplyError
+	nil,                                 // 38: atoll.v1.UpdateVariableSetCmd.VariablesEntry
+	nil,                                 // 39: atoll.v1.ApplyPlanCmd.AppVersionsEntry
+	nil,                                 // 40: atoll.v1.ApplyPlanCmd.NodeIndexesEntry
+	nil,                                 // 41: atoll.v1.ApplyPlanCmd.UnplacedEntry
+	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
+	(*ServerMember)(nil),                // 43: atoll.v1.ServerMember
+	(*Organization)(nil),                // 44: atoll.v1.Organization
+	(*Project)(nil),                     // 45: atoll.v1.Project
+	(*Token)(nil),                       // 46: atoll.v1.Token
+	(*Environment)(nil),                 // 47: atoll.v1.Environment
+	(*Volume)(nil),                      // 48: atoll.v1.Volume
+	(*VariableSet)(nil),                 // 49: atoll.v1.VariableSet
+	(*File)(nil),                        // 50: atoll.v1.File
+	(*App)(nil),                         // 51: atoll.v1.App
+	(*Node)(nil),                        // 52: atoll.v1.Node
+	(NodeStatus)(0),                     // 53: atoll.v1.NodeStatus
+	(*Instance)(nil),                    // 54: atoll.v1.Instance
+	(*InstanceStatus)(nil),              // 55: atoll.v1.InstanceStatus
+	(*Release)(nil),                     // 56: atoll.v1.Release
+	(*Deployment)(nil),                  // 57: atoll.v1.Deployment
+	(*Blueprint)(nil),                   // 58: atoll.v1.Blueprint
+	(*Variable)(nil),                    // 59: atoll.v1.Variable
 }
 var file_atoll_v1_command_proto_depIdxs = []int32{
-	39, // 0: atoll.v1.Command.time:type_name -> google.protobuf.Timestamp
+	42, // 0: atoll.v1.Command.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: atoll.v1.Command.upsert_server:type_name -> atoll.v1.UpsertServerCmd
 	2,  // 2: atoll.v1.Command.create_organization:type_name -> atoll.v1.CreateOrganizationCmd
 	3,  // 3: atoll.v1.Command.update_organization:type_name -> atoll.v1.UpdateOrganizationCmd
@@ -2782,56 +2974,60 @@ var file_atoll_v1_command_proto_depIdxs = []int32{
 	20, // 19: atoll.v1.Command.delete_volume:type_name -> atoll.v1.DeleteVolumeCmd
 	21, // 20: atoll.v1.Command.create_variable_set:type_name -> atoll.v1.CreateVariableSetCmd
 	22, // 21: atoll.v1.Command.delete_variable_set:type_name -> atoll.v1.DeleteVariableSetCmd
-	23, // 22: atoll.v1.Command.create_file:type_name -> atoll.v1.CreateFileCmd
-	24, // 23: atoll.v1.Command.delete_file:type_name -> atoll.v1.DeleteFileCmd
-	25, // 24: atoll.v1.Command.upsert_node:type_name -> atoll.v1.UpsertNodeCmd
-	26, // 25: atoll.v1.Command.set_node_status:type_name -> atoll.v1.SetNodeStatusCmd
-	27, // 26: atoll.v1.Command.apply_plan:type_name -> atoll.v1.ApplyPlanCmd
-	28, // 27: atoll.v1.Command.update_instances:type_name -> atoll.v1.UpdateInstancesCmd
-	29, // 28: atoll.v1.Command.reconcile_environment:type_name -> atoll.v1.ReconcileEnvironmentCmd
-	30, // 29: atoll.v1.Command.create_release:type_name -> atoll.v1.CreateReleaseCmd
-	31, // 30: atoll.v1.Command.deploy_release:type_name -> atoll.v1.DeployReleaseCmd
-	32, // 31: atoll.v1.Command.undeploy_app:type_name -> atoll.v1.UndeployAppCmd
-	33, // 32: atoll.v1.Command.create_blueprint:type_name -> atoll.v1.CreateBlueprintCmd
-	34, // 33: atoll.v1.Command.delete_blueprint:type_name -> atoll.v1.DeleteBlueprintCmd
+	25, // 22: atoll.v1.Command.create_file:type_name -> atoll.v1.CreateFileCmd
+	26, // 23: atoll.v1.Command.delete_file:type_name -> atoll.v1.DeleteFileCmd
+	27, // 24: atoll.v1.Command.upsert_node:type_name -> atoll.v1.UpsertNodeCmd
+	28, // 25: atoll.v1.Command.set_node_status:type_name -> atoll.v1.SetNodeStatusCmd
+	29, // 26: atoll.v1.Command.apply_plan:type_name -> atoll.v1.ApplyPlanCmd
+	30, // 27: atoll.v1.Command.update_instances:type_name -> atoll.v1.UpdateInstancesCmd
+	31, // 28: atoll.v1.Command.reconcile_environment:type_name -> atoll.v1.ReconcileEnvironmentCmd
+	32, // 29: atoll.v1.Command.create_release:type_name -> atoll.v1.CreateReleaseCmd
+	33, // 30: atoll.v1.Command.deploy_release:type_name -> atoll.v1.DeployReleaseCmd
+	34, // 31: atoll.v1.Command.undeploy_app:type_name -> atoll.v1.UndeployAppCmd
+	35, // 32: atoll.v1.Command.create_blueprint:type_name -> atoll.v1.CreateBlueprintCmd
+	36, // 33: atoll.v1.Command.delete_blueprint:type_name -> atoll.v1.DeleteBlueprintCmd
 	15, // 34: atoll.v1.Command.purge_deleted_environments:type_name -> atoll.v1.PurgeDeletedEnvironmentsCmd
-	40, // 35: atoll.v1.UpsertServerCmd.server:type_name -> atoll.v1.ServerMember
-	41, // 36: atoll.v1.CreateOrganizationCmd.organization:type_name -> atoll.v1.Organization
-	42, // 37: atoll.v1.CreateOrganizationCmd.default_project:type_name -> atoll.v1.Project
-	43, // 38: atoll.v1.CreateOrganizationCmd.admin_token:type_name -> atoll.v1.Token
-	41, // 39: atoll.v1.UpdateOrganizationCmd.patch:type_name -> atoll.v1.Organization
-	42, // 40: atoll.v1.CreateProjectCmd.project:type_name -> atoll.v1.Project
-	42, // 41: atoll.v1.UpdateProjectCmd.patch:type_name -> atoll.v1.Project
-	43, // 42: atoll.v1.CreateTokenCmd.token:type_name -> atoll.v1.Token
-	44, // 43: atoll.v1.CreateEnvironmentCmd.environment:type_name -> atoll.v1.Environment
-	45, // 44: atoll.v1.CreateEnvironmentCmd.volumes:type_name -> atoll.v1.Volume
-	46, // 45: atoll.v1.CreateEnvironmentCmd.variable_sets:type_name -> atoll.v1.VariableSet
-	47, // 46: atoll.v1.CreateEnvironmentCmd.files:type_name -> atoll.v1.File
-	48, // 47: atoll.v1.CreateEnvironmentCmd.apps:type_name -> atoll.v1.App
-	44, // 48: atoll.v1.UpdateEnvironmentCmd.patch:type_name -> atoll.v1.Environment
-	39, // 49: atoll.v1.PurgeDeletedEnvironmentsCmd.deleted_before:type_name -> google.protobuf.Timestamp
-	48, // 50: atoll.v1.CreateAppCmd.app:type_name -> atoll.v1.App
-	48, // 51: atoll.v1.UpdateAppCmd.app:type_name -> atoll.v1.App
-	45, // 52: atoll.v1.CreateVolumeCmd.volume:type_name -> atoll.v1.Volume
-	46, // 53: atoll.v1.CreateVariableSetCmd.variable_set:type_name -> atoll.v1.VariableSet
-	47, // 54: atoll.v1.CreateFileCmd.file:type_name -> atoll.v1.File
-	49, // 55: atoll.v1.UpsertNodeCmd.node:type_name -> atoll.v1.Node
-	50, // 56: atoll.v1.SetNodeStatusCmd.status:type_name -> atoll.v1.NodeStatus
-	51, // 57: atoll.v1.ApplyPlanCmd.place:type_name -> atoll.v1.Instance
-	36, // 58: atoll.v1.ApplyPlanCmd.app_versions:type_name -> atoll.v1.ApplyPlanCmd.AppVersionsEntry
-	37, // 59: atoll.v1.ApplyPlanCmd.node_indexes:type_name -> atoll.v1.ApplyPlanCmd.NodeIndexesEntry
-	38, // 60: atoll.v1.ApplyPlanCmd.unplaced:type_name -> atoll.v1.ApplyPlanCmd.UnplacedEntry
-	52, // 61: atoll.v1.UpdateInstancesCmd.instances:type_name -> atoll.v1.InstanceStatus
-	53, // 62: atoll.v1.CreateReleaseCmd.release:type_name -> atoll.v1.Release
-	48, // 63: atoll.v1.DeployReleaseCmd.app:type_name -> atoll.v1.App
-	54, // 64: atoll.v1.DeployReleaseCmd.deployment:type_name -> atoll.v1.Deployment
-	54, // 65: atoll.v1.UndeployAppCmd.deployment:type_name -> atoll.v1.Deployment
-	55, // 66: atoll.v1.CreateBlueprintCmd.blueprint:type_name -> atoll.v1.Blueprint
-	67, // [67:67] is the sub-list for method output_type
-	67, // [67:67] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	23, // 35: atoll.v1.Command.update_variable_set:type_name -> atoll.v1.UpdateVariableSetCmd
+	24, // 36: atoll.v1.Command.update_file:type_name -> atoll.v1.UpdateFileCmd
+	43, // 37: atoll.v1.UpsertServerCmd.server:type_name -> atoll.v1.ServerMember
+	44, // 38: atoll.v1.CreateOrganizationCmd.organization:type_name -> atoll.v1.Organization
+	45, // 39: atoll.v1.CreateOrganizationCmd.default_project:type_name -> atoll.v1.Project
+	46, // 40: atoll.v1.CreateOrganizationCmd.admin_token:type_name -> atoll.v1.Token
+	44, // 41: atoll.v1.UpdateOrganizationCmd.patch:type_name -> atoll.v1.Organization
+	45, // 42: atoll.v1.CreateProjectCmd.project:type_name -> atoll.v1.Project
+	45, // 43: atoll.v1.UpdateProjectCmd.patch:type_name -> atoll.v1.Project
+	46, // 44: atoll.v1.CreateTokenCmd.token:type_name -> atoll.v1.Token
+	47, // 45: atoll.v1.CreateEnvironmentCmd.environment:type_name -> atoll.v1.Environment
+	48, // 46: atoll.v1.CreateEnvironmentCmd.volumes:type_name -> atoll.v1.Volume
+	49, // 47: atoll.v1.CreateEnvironmentCmd.variable_sets:type_name -> atoll.v1.VariableSet
+	50, // 48: atoll.v1.CreateEnvironmentCmd.files:type_name -> atoll.v1.File
+	51, // 49: atoll.v1.CreateEnvironmentCmd.apps:type_name -> atoll.v1.App
+	47, // 50: atoll.v1.UpdateEnvironmentCmd.patch:type_name -> atoll.v1.Environment
+	42, // 51: atoll.v1.PurgeDeletedEnvironmentsCmd.deleted_before:type_name -> google.protobuf.Timestamp
+	51, // 52: atoll.v1.CreateAppCmd.app:type_name -> atoll.v1.App
+	51, // 53: atoll.v1.UpdateAppCmd.app:type_name -> atoll.v1.App
+	48, // 54: atoll.v1.CreateVolumeCmd.volume:type_name -> atoll.v1.Volume
+	49, // 55: atoll.v1.CreateVariableSetCmd.variable_set:type_name -> atoll.v1.VariableSet
+	38, // 56: atoll.v1.UpdateVariableSetCmd.variables:type_name -> atoll.v1.UpdateVariableSetCmd.VariablesEntry
+	50, // 57: atoll.v1.CreateFileCmd.file:type_name -> atoll.v1.File
+	52, // 58: atoll.v1.UpsertNodeCmd.node:type_name -> atoll.v1.Node
+	53, // 59: atoll.v1.SetNodeStatusCmd.status:type_name -> atoll.v1.NodeStatus
+	54, // 60: atoll.v1.ApplyPlanCmd.place:type_name -> atoll.v1.Instance
+	39, // 61: atoll.v1.ApplyPlanCmd.app_versions:type_name -> atoll.v1.ApplyPlanCmd.AppVersionsEntry
+	40, // 62: atoll.v1.ApplyPlanCmd.node_indexes:type_name -> atoll.v1.ApplyPlanCmd.NodeIndexesEntry
+	41, // 63: atoll.v1.ApplyPlanCmd.unplaced:type_name -> atoll.v1.ApplyPlanCmd.UnplacedEntry
+	55, // 64: atoll.v1.UpdateInstancesCmd.instances:type_name -> atoll.v1.InstanceStatus
+	56, // 65: atoll.v1.CreateReleaseCmd.release:type_name -> atoll.v1.Release
+	51, // 66: atoll.v1.DeployReleaseCmd.app:type_name -> atoll.v1.App
+	57, // 67: atoll.v1.DeployReleaseCmd.deployment:type_name -> atoll.v1.Deployment
+	57, // 68: atoll.v1.UndeployAppCmd.deployment:type_name -> atoll.v1.Deployment
+	58, // 69: atoll.v1.CreateBlueprintCmd.blueprint:type_name -> atoll.v1.Blueprint
+	59, // 70: atoll.v1.UpdateVariableSetCmd.VariablesEntry.value:type_name -> atoll.v1.Variable
+	71, // [71:71] is the sub-list for method output_type
+	71, // [71:71] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_command_proto_init() }
@@ -2880,6 +3076,8 @@ func file_atoll_v1_command_proto_init() {
 		(*Command_CreateBlueprint)(nil),
 		(*Command_DeleteBlueprint)(nil),
 		(*Command_PurgeDeletedEnvironments)(nil),
+		(*Command_UpdateVariableSet)(nil),
+		(*Command_UpdateFile)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2887,7 +3085,7 @@ func file_atoll_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_command_proto_rawDesc), len(file_atoll_v1_command_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	emptypb "google.golang.org/protobuf/types/known/emptypb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -212,17 +213,26 @@ func (x *Variable) GetSecret() bool {
 }
 
 type VariableSet struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	EnvId         string                 `protobuf:"bytes,2,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
-	OrgId         string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	Variables     map[string]*Variable   `protobuf:"bytes,5,rep,name=variables,proto3" json:"variables,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	MountedBy     []string               `protobuf:"bytes,6,rep,name=mounted_by,json=mountedBy,proto3" json:"mounted_by,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	CreateIndex   uint64                 `protobuf:"varint,9,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
-	ModifyIndex   uint64                 `protobuf:"varint,10,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	EnvId       string                 `protobuf:"bytes,2,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	OrgId       string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Name        string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Variables   map[string]*Variable   `protobuf:"bytes,5,rep,name=variables,proto3" json:"variables,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	MountedBy   []string               `protobuf:"bytes,6,rep,name=mounted_by,json=mountedBy,proto3" json:"mounted_by,omitempty"`
+	CreatedBy   string                 `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreateIndex uint64                 `protobuf:"varint,9,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	ModifyIndex uint64                 `protobuf:"varint,10,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	// The version of the variables: 1 on create, +1 on every update that
+	// changes them. The apps mounting the set run the version their spec was
+	// built with (App.variable_set_mounts[].var_set_version): an update rolls
+	// them (a new spec version each) and never changes a running container.
+	Version int64 `protobuf:"varint,11,opt,name=version,proto3" json:"version,omitempty"`
+	// Output of UpdateVariableSet: the live apps whose instances the update
+	// replaces (a rolling update each, see docs/rollouts.md). Empty when the
+	// variables did not change.
+	RollingApps   []string `protobuf:"bytes,12,rep,name=rolling_apps,json=rollingApps,proto3" json:"rolling_apps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,23 +337,42 @@ func (x *VariableSet) GetModifyIndex() uint64 {
 	return 0
 }
 
+func (x *VariableSet) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *VariableSet) GetRollingApps() []string {
+	if x != nil {
+		return x.RollingApps
+	}
+	return nil
+}
+
 // File is a small file (<= 1 MiB) stored by the control plane and written by
 // the agent, mounted read-only into apps.
 type File struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	EnvId         string                 `protobuf:"bytes,2,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
-	OrgId         string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	Content       []byte                 `protobuf:"bytes,5,opt,name=content,proto3" json:"content,omitempty"` // omitted in lists
-	SizeBytes     int32                  `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	Sha256        string                 `protobuf:"bytes,7,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	MountedBy     []string               `protobuf:"bytes,8,rep,name=mounted_by,json=mountedBy,proto3" json:"mounted_by,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,9,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	CreateIndex   uint64                 `protobuf:"varint,11,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
-	ModifyIndex   uint64                 `protobuf:"varint,12,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
-	Text          string                 `protobuf:"bytes,13,opt,name=text,proto3" json:"text,omitempty"` // input alternative to content for UTF-8 files
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	EnvId       string                 `protobuf:"bytes,2,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	OrgId       string                 `protobuf:"bytes,3,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Name        string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Content     []byte                 `protobuf:"bytes,5,opt,name=content,proto3" json:"content,omitempty"` // omitted in lists
+	SizeBytes   int32                  `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Sha256      string                 `protobuf:"bytes,7,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	MountedBy   []string               `protobuf:"bytes,8,rep,name=mounted_by,json=mountedBy,proto3" json:"mounted_by,omitempty"`
+	CreatedBy   string                 `protobuf:"bytes,9,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreateIndex uint64                 `protobuf:"varint,11,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	ModifyIndex uint64                 `protobuf:"varint,12,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	Text        string                 `protobuf:"bytes,13,opt,name=text,proto3" json:"text,omitempty"` // input alternative to content for UTF-8 files
+	// The version of the content: 1 on create, +1 on every update that
+	// changes it (see VariableSet.version: the same rules).
+	Version int64 `protobuf:"varint,14,opt,name=version,proto3" json:"version,omitempty"`
+	// Output of UpdateFile: the live apps whose instances the update replaces.
+	RollingApps   []string `protobuf:"bytes,15,rep,name=rolling_apps,json=rollingApps,proto3" json:"rolling_apps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -469,6 +498,194 @@ func (x *File) GetText() string {
 	return ""
 }
 
+func (x *File) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *File) GetRollingApps() []string {
+	if x != nil {
+		return x.RollingApps
+	}
+	return nil
+}
+
+// VariableSetVersion keeps the variables of an older version of a set while
+// the kept spec of an app version that instances still run mounts it (a
+// rollout in progress or halted). Internal: the state store holds one per
+// (set, version) and drops it when no kept spec mounts it any more.
+type VariableSetVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // <set id>@<version>
+	VarSetId      string                 `protobuf:"bytes,2,opt,name=var_set_id,json=varSetId,proto3" json:"var_set_id,omitempty"`
+	EnvId         string                 `protobuf:"bytes,3,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	Version       int64                  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	VariableSet   *VariableSet           `protobuf:"bytes,5,opt,name=variable_set,json=variableSet,proto3" json:"variable_set,omitempty"` // the set as it was at that version (secrets sealed)
+	CreateIndex   uint64                 `protobuf:"varint,6,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VariableSetVersion) Reset() {
+	*x = VariableSetVersion{}
+	mi := &file_atoll_v1_storage_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VariableSetVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VariableSetVersion) ProtoMessage() {}
+
+func (x *VariableSetVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_storage_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VariableSetVersion.ProtoReflect.Descriptor instead.
+func (*VariableSetVersion) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *VariableSetVersion) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *VariableSetVersion) GetVarSetId() string {
+	if x != nil {
+		return x.VarSetId
+	}
+	return ""
+}
+
+func (x *VariableSetVersion) GetEnvId() string {
+	if x != nil {
+		return x.EnvId
+	}
+	return ""
+}
+
+func (x *VariableSetVersion) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *VariableSetVersion) GetVariableSet() *VariableSet {
+	if x != nil {
+		return x.VariableSet
+	}
+	return nil
+}
+
+func (x *VariableSetVersion) GetCreateIndex() uint64 {
+	if x != nil {
+		return x.CreateIndex
+	}
+	return 0
+}
+
+// FileVersion keeps the content of an older version of a file, like
+// VariableSetVersion.
+type FileVersion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // <file id>@<version>
+	FileId        string                 `protobuf:"bytes,2,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	EnvId         string                 `protobuf:"bytes,3,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	Version       int64                  `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	File          *File                  `protobuf:"bytes,5,opt,name=file,proto3" json:"file,omitempty"`
+	CreateIndex   uint64                 `protobuf:"varint,6,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileVersion) Reset() {
+	*x = FileVersion{}
+	mi := &file_atoll_v1_storage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileVersion) ProtoMessage() {}
+
+func (x *FileVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_storage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileVersion.ProtoReflect.Descriptor instead.
+func (*FileVersion) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FileVersion) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FileVersion) GetFileId() string {
+	if x != nil {
+		return x.FileId
+	}
+	return ""
+}
+
+func (x *FileVersion) GetEnvId() string {
+	if x != nil {
+		return x.EnvId
+	}
+	return ""
+}
+
+func (x *FileVersion) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FileVersion) GetFile() *File {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *FileVersion) GetCreateIndex() uint64 {
+	if x != nil {
+		return x.CreateIndex
+	}
+	return 0
+}
+
 type CreateVolumeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EnvId         string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
@@ -479,7 +696,7 @@ type CreateVolumeRequest struct {
 
 func (x *CreateVolumeRequest) Reset() {
 	*x = CreateVolumeRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[4]
+	mi := &file_atoll_v1_storage_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +708,7 @@ func (x *CreateVolumeRequest) String() string {
 func (*CreateVolumeRequest) ProtoMessage() {}
 
 func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[4]
+	mi := &file_atoll_v1_storage_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +721,7 @@ func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeRequest.ProtoReflect.Descriptor instead.
 func (*CreateVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{4}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateVolumeRequest) GetEnvId() string {
@@ -531,7 +748,7 @@ type GetVolumeRequest struct {
 
 func (x *GetVolumeRequest) Reset() {
 	*x = GetVolumeRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[5]
+	mi := &file_atoll_v1_storage_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +760,7 @@ func (x *GetVolumeRequest) String() string {
 func (*GetVolumeRequest) ProtoMessage() {}
 
 func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[5]
+	mi := &file_atoll_v1_storage_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +773,7 @@ func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeRequest.ProtoReflect.Descriptor instead.
 func (*GetVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{5}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetVolumeRequest) GetEnvId() string {
@@ -582,7 +799,7 @@ type ListVolumesRequest struct {
 
 func (x *ListVolumesRequest) Reset() {
 	*x = ListVolumesRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[6]
+	mi := &file_atoll_v1_storage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +811,7 @@ func (x *ListVolumesRequest) String() string {
 func (*ListVolumesRequest) ProtoMessage() {}
 
 func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[6]
+	mi := &file_atoll_v1_storage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +824,7 @@ func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{6}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListVolumesRequest) GetEnvId() string {
@@ -627,7 +844,7 @@ type ListVolumesResponse struct {
 
 func (x *ListVolumesResponse) Reset() {
 	*x = ListVolumesResponse{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[7]
+	mi := &file_atoll_v1_storage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +856,7 @@ func (x *ListVolumesResponse) String() string {
 func (*ListVolumesResponse) ProtoMessage() {}
 
 func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[7]
+	mi := &file_atoll_v1_storage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +869,7 @@ func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{7}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListVolumesResponse) GetVolumes() []*Volume {
@@ -679,7 +896,7 @@ type DeleteVolumeRequest struct {
 
 func (x *DeleteVolumeRequest) Reset() {
 	*x = DeleteVolumeRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[8]
+	mi := &file_atoll_v1_storage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +908,7 @@ func (x *DeleteVolumeRequest) String() string {
 func (*DeleteVolumeRequest) ProtoMessage() {}
 
 func (x *DeleteVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[8]
+	mi := &file_atoll_v1_storage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +921,7 @@ func (x *DeleteVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVolumeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{8}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteVolumeRequest) GetEnvId() string {
@@ -731,7 +948,7 @@ type CreateVariableSetRequest struct {
 
 func (x *CreateVariableSetRequest) Reset() {
 	*x = CreateVariableSetRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[9]
+	mi := &file_atoll_v1_storage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +960,7 @@ func (x *CreateVariableSetRequest) String() string {
 func (*CreateVariableSetRequest) ProtoMessage() {}
 
 func (x *CreateVariableSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[9]
+	mi := &file_atoll_v1_storage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +973,7 @@ func (x *CreateVariableSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVariableSetRequest.ProtoReflect.Descriptor instead.
 func (*CreateVariableSetRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{9}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateVariableSetRequest) GetEnvId() string {
@@ -783,7 +1000,7 @@ type GetVariableSetRequest struct {
 
 func (x *GetVariableSetRequest) Reset() {
 	*x = GetVariableSetRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[10]
+	mi := &file_atoll_v1_storage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1012,7 @@ func (x *GetVariableSetRequest) String() string {
 func (*GetVariableSetRequest) ProtoMessage() {}
 
 func (x *GetVariableSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[10]
+	mi := &file_atoll_v1_storage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1025,7 @@ func (x *GetVariableSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVariableSetRequest.ProtoReflect.Descriptor instead.
 func (*GetVariableSetRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{10}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetVariableSetRequest) GetEnvId() string {
@@ -834,7 +1051,7 @@ type ListVariableSetsRequest struct {
 
 func (x *ListVariableSetsRequest) Reset() {
 	*x = ListVariableSetsRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[11]
+	mi := &file_atoll_v1_storage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1063,7 @@ func (x *ListVariableSetsRequest) String() string {
 func (*ListVariableSetsRequest) ProtoMessage() {}
 
 func (x *ListVariableSetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[11]
+	mi := &file_atoll_v1_storage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1076,7 @@ func (x *ListVariableSetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVariableSetsRequest.ProtoReflect.Descriptor instead.
 func (*ListVariableSetsRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{11}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListVariableSetsRequest) GetEnvId() string {
@@ -879,7 +1096,7 @@ type ListVariableSetsResponse struct {
 
 func (x *ListVariableSetsResponse) Reset() {
 	*x = ListVariableSetsResponse{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[12]
+	mi := &file_atoll_v1_storage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1108,7 @@ func (x *ListVariableSetsResponse) String() string {
 func (*ListVariableSetsResponse) ProtoMessage() {}
 
 func (x *ListVariableSetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[12]
+	mi := &file_atoll_v1_storage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1121,7 @@ func (x *ListVariableSetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVariableSetsResponse.ProtoReflect.Descriptor instead.
 func (*ListVariableSetsResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{12}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListVariableSetsResponse) GetVariableSets() []*VariableSet {
@@ -921,6 +1138,111 @@ func (x *ListVariableSetsResponse) GetTotalCount() int32 {
 	return 0
 }
 
+// UpdateVariableSetRequest changes a set's variables in one of two ways:
+//   - variables: the whole new map (the keys left out are removed);
+//   - set and/or remove: change or add the keys in set, remove the keys in
+//     remove (each must exist), leave the others as they are.
+//
+// update_mask names the fields used (variables, set, remove); without one,
+// the ones that are not empty (REST: PATCH/PUT {"variables":{...}} or
+// {"set":{"K":{"value":"v","secret":true}},"remove":["OLD"]}; to empty a
+// set give {"variables":{},"updateMask":"variables"}). A value equal to the
+// current one (a secret: the same plaintext) is no change; an update that
+// changes nothing keeps the version and rolls nothing.
+type UpdateVariableSetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EnvId         string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	VariableSetId string                 `protobuf:"bytes,2,opt,name=variable_set_id,json=variableSetId,proto3" json:"variable_set_id,omitempty"` // id or name
+	Variables     map[string]*Variable   `protobuf:"bytes,3,rep,name=variables,proto3" json:"variables,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Set           map[string]*Variable   `protobuf:"bytes,4,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Remove        []string               `protobuf:"bytes,5,rep,name=remove,proto3" json:"remove,omitempty"`
+	// Optional optimistic concurrency: fail with ABORTED unless the set's
+	// current version matches.
+	ExpectedVersion int64                  `protobuf:"varint,6,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	UpdateMask      *fieldmaskpb.FieldMask `protobuf:"bytes,7,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateVariableSetRequest) Reset() {
+	*x = UpdateVariableSetRequest{}
+	mi := &file_atoll_v1_storage_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateVariableSetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateVariableSetRequest) ProtoMessage() {}
+
+func (x *UpdateVariableSetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_storage_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateVariableSetRequest.ProtoReflect.Descriptor instead.
+func (*UpdateVariableSetRequest) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UpdateVariableSetRequest) GetEnvId() string {
+	if x != nil {
+		return x.EnvId
+	}
+	return ""
+}
+
+func (x *UpdateVariableSetRequest) GetVariableSetId() string {
+	if x != nil {
+		return x.VariableSetId
+	}
+	return ""
+}
+
+func (x *UpdateVariableSetRequest) GetVariables() map[string]*Variable {
+	if x != nil {
+		return x.Variables
+	}
+	return nil
+}
+
+func (x *UpdateVariableSetRequest) GetSet() map[string]*Variable {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *UpdateVariableSetRequest) GetRemove() []string {
+	if x != nil {
+		return x.Remove
+	}
+	return nil
+}
+
+func (x *UpdateVariableSetRequest) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *UpdateVariableSetRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
 type DeleteVariableSetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EnvId         string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
@@ -931,7 +1253,7 @@ type DeleteVariableSetRequest struct {
 
 func (x *DeleteVariableSetRequest) Reset() {
 	*x = DeleteVariableSetRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[13]
+	mi := &file_atoll_v1_storage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1265,7 @@ func (x *DeleteVariableSetRequest) String() string {
 func (*DeleteVariableSetRequest) ProtoMessage() {}
 
 func (x *DeleteVariableSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[13]
+	mi := &file_atoll_v1_storage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1278,7 @@ func (x *DeleteVariableSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVariableSetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVariableSetRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{13}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteVariableSetRequest) GetEnvId() string {
@@ -983,7 +1305,7 @@ type CreateFileRequest struct {
 
 func (x *CreateFileRequest) Reset() {
 	*x = CreateFileRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[14]
+	mi := &file_atoll_v1_storage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1317,7 @@ func (x *CreateFileRequest) String() string {
 func (*CreateFileRequest) ProtoMessage() {}
 
 func (x *CreateFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[14]
+	mi := &file_atoll_v1_storage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1330,7 @@ func (x *CreateFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFileRequest.ProtoReflect.Descriptor instead.
 func (*CreateFileRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{14}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateFileRequest) GetEnvId() string {
@@ -1035,7 +1357,7 @@ type GetFileRequest struct {
 
 func (x *GetFileRequest) Reset() {
 	*x = GetFileRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[15]
+	mi := &file_atoll_v1_storage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1369,7 @@ func (x *GetFileRequest) String() string {
 func (*GetFileRequest) ProtoMessage() {}
 
 func (x *GetFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[15]
+	mi := &file_atoll_v1_storage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1382,7 @@ func (x *GetFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileRequest.ProtoReflect.Descriptor instead.
 func (*GetFileRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{15}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetFileRequest) GetEnvId() string {
@@ -1086,7 +1408,7 @@ type ListFilesRequest struct {
 
 func (x *ListFilesRequest) Reset() {
 	*x = ListFilesRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[16]
+	mi := &file_atoll_v1_storage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1420,7 @@ func (x *ListFilesRequest) String() string {
 func (*ListFilesRequest) ProtoMessage() {}
 
 func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[16]
+	mi := &file_atoll_v1_storage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1433,7 @@ func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilesRequest.ProtoReflect.Descriptor instead.
 func (*ListFilesRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{16}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListFilesRequest) GetEnvId() string {
@@ -1131,7 +1453,7 @@ type ListFilesResponse struct {
 
 func (x *ListFilesResponse) Reset() {
 	*x = ListFilesResponse{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[17]
+	mi := &file_atoll_v1_storage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1465,7 @@ func (x *ListFilesResponse) String() string {
 func (*ListFilesResponse) ProtoMessage() {}
 
 func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[17]
+	mi := &file_atoll_v1_storage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1478,7 @@ func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFilesResponse.ProtoReflect.Descriptor instead.
 func (*ListFilesResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{17}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListFilesResponse) GetFiles() []*File {
@@ -1173,6 +1495,88 @@ func (x *ListFilesResponse) GetTotalCount() int32 {
 	return 0
 }
 
+// UpdateFileRequest replaces a file's content: content (base64 in JSON) or
+// text (UTF-8), at most 1 MiB. The name is not changeable (apps mount files
+// by id, and show the name). Content equal to the current one changes
+// nothing.
+type UpdateFileRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	EnvId   string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	FileId  string                 `protobuf:"bytes,2,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"` // id or name
+	Content []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	Text    string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	// Optional optimistic concurrency: fail with ABORTED unless the file's
+	// current version matches.
+	ExpectedVersion int64 `protobuf:"varint,5,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateFileRequest) Reset() {
+	*x = UpdateFileRequest{}
+	mi := &file_atoll_v1_storage_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateFileRequest) ProtoMessage() {}
+
+func (x *UpdateFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_storage_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateFileRequest.ProtoReflect.Descriptor instead.
+func (*UpdateFileRequest) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpdateFileRequest) GetEnvId() string {
+	if x != nil {
+		return x.EnvId
+	}
+	return ""
+}
+
+func (x *UpdateFileRequest) GetFileId() string {
+	if x != nil {
+		return x.FileId
+	}
+	return ""
+}
+
+func (x *UpdateFileRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *UpdateFileRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *UpdateFileRequest) GetExpectedVersion() int64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
 type DeleteFileRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EnvId         string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
@@ -1183,7 +1587,7 @@ type DeleteFileRequest struct {
 
 func (x *DeleteFileRequest) Reset() {
 	*x = DeleteFileRequest{}
-	mi := &file_atoll_v1_storage_proto_msgTypes[18]
+	mi := &file_atoll_v1_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1599,7 @@ func (x *DeleteFileRequest) String() string {
 func (*DeleteFileRequest) ProtoMessage() {}
 
 func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_storage_proto_msgTypes[18]
+	mi := &file_atoll_v1_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1612,7 @@ func (x *DeleteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFileRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFileRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{18}
+	return file_atoll_v1_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteFileRequest) GetEnvId() string {
@@ -1229,7 +1633,7 @@ var File_atoll_v1_storage_proto protoreflect.FileDescriptor
 
 const file_atoll_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x16atoll/v1/storage.proto\x12\batoll.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n" +
+	"\x16atoll/v1/storage.proto\x12\batoll.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n" +
 	"\x06Volume\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06env_id\x18\x02 \x01(\tR\x05envId\x12\x15\n" +
@@ -1249,7 +1653,7 @@ const file_atoll_v1_storage_proto_rawDesc = "" +
 	"\x04size\x18\f \x01(\tR\x04size\"8\n" +
 	"\bVariable\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\tR\x05value\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\bR\x06secret\"\xb4\x03\n" +
+	"\x06secret\x18\x02 \x01(\bR\x06secret\"\xf1\x03\n" +
 	"\vVariableSet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06env_id\x18\x02 \x01(\tR\x05envId\x12\x15\n" +
@@ -1264,10 +1668,12 @@ const file_atoll_v1_storage_proto_rawDesc = "" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12!\n" +
 	"\fcreate_index\x18\t \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\n" +
-	" \x01(\x04R\vmodifyIndex\x1aP\n" +
+	" \x01(\x04R\vmodifyIndex\x12\x18\n" +
+	"\aversion\x18\v \x01(\x03R\aversion\x12!\n" +
+	"\frolling_apps\x18\f \x03(\tR\vrollingApps\x1aP\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
-	"\x05value\x18\x02 \x01(\v2\x12.atoll.v1.VariableR\x05value:\x028\x01\"\xfc\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x12.atoll.v1.VariableR\x05value:\x028\x01\"\xb9\x03\n" +
 	"\x04File\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06env_id\x18\x02 \x01(\tR\x05envId\x12\x15\n" +
@@ -1286,7 +1692,24 @@ const file_atoll_v1_storage_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12!\n" +
 	"\fcreate_index\x18\v \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\f \x01(\x04R\vmodifyIndex\x12\x12\n" +
-	"\x04text\x18\r \x01(\tR\x04text\"V\n" +
+	"\x04text\x18\r \x01(\tR\x04text\x12\x18\n" +
+	"\aversion\x18\x0e \x01(\x03R\aversion\x12!\n" +
+	"\frolling_apps\x18\x0f \x03(\tR\vrollingApps\"\xd0\x01\n" +
+	"\x12VariableSetVersion\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\n" +
+	"var_set_id\x18\x02 \x01(\tR\bvarSetId\x12\x15\n" +
+	"\x06env_id\x18\x03 \x01(\tR\x05envId\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x128\n" +
+	"\fvariable_set\x18\x05 \x01(\v2\x15.atoll.v1.VariableSetR\vvariableSet\x12!\n" +
+	"\fcreate_index\x18\x06 \x01(\x04R\vcreateIndex\"\xae\x01\n" +
+	"\vFileVersion\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\afile_id\x18\x02 \x01(\tR\x06fileId\x12\x15\n" +
+	"\x06env_id\x18\x03 \x01(\tR\x05envId\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12\"\n" +
+	"\x04file\x18\x05 \x01(\v2\x0e.atoll.v1.FileR\x04file\x12!\n" +
+	"\fcreate_index\x18\x06 \x01(\x04R\vcreateIndex\"V\n" +
 	"\x13CreateVolumeRequest\x12\x15\n" +
 	"\x06env_id\x18\x01 \x01(\tR\x05envId\x12(\n" +
 	"\x06volume\x18\x02 \x01(\v2\x10.atoll.v1.VolumeR\x06volume\"F\n" +
@@ -1313,7 +1736,22 @@ const file_atoll_v1_storage_proto_rawDesc = "" +
 	"\x18ListVariableSetsResponse\x12:\n" +
 	"\rvariable_sets\x18\x01 \x03(\v2\x15.atoll.v1.VariableSetR\fvariableSets\x12\x1f\n" +
 	"\vtotal_count\x18\x02 \x01(\x05R\n" +
-	"totalCount\"Y\n" +
+	"totalCount\"\x87\x04\n" +
+	"\x18UpdateVariableSetRequest\x12\x15\n" +
+	"\x06env_id\x18\x01 \x01(\tR\x05envId\x12&\n" +
+	"\x0fvariable_set_id\x18\x02 \x01(\tR\rvariableSetId\x12O\n" +
+	"\tvariables\x18\x03 \x03(\v21.atoll.v1.UpdateVariableSetRequest.VariablesEntryR\tvariables\x12=\n" +
+	"\x03set\x18\x04 \x03(\v2+.atoll.v1.UpdateVariableSetRequest.SetEntryR\x03set\x12\x16\n" +
+	"\x06remove\x18\x05 \x03(\tR\x06remove\x12)\n" +
+	"\x10expected_version\x18\x06 \x01(\x03R\x0fexpectedVersion\x12;\n" +
+	"\vupdate_mask\x18\a \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\x1aP\n" +
+	"\x0eVariablesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
+	"\x05value\x18\x02 \x01(\v2\x12.atoll.v1.VariableR\x05value:\x028\x01\x1aJ\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
+	"\x05value\x18\x02 \x01(\v2\x12.atoll.v1.VariableR\x05value:\x028\x01\"Y\n" +
 	"\x18DeleteVariableSetRequest\x12\x15\n" +
 	"\x06env_id\x18\x01 \x01(\tR\x05envId\x12&\n" +
 	"\x0fvariable_set_id\x18\x02 \x01(\tR\rvariableSetId\"N\n" +
@@ -1328,7 +1766,13 @@ const file_atoll_v1_storage_proto_rawDesc = "" +
 	"\x11ListFilesResponse\x12$\n" +
 	"\x05files\x18\x01 \x03(\v2\x0e.atoll.v1.FileR\x05files\x12\x1f\n" +
 	"\vtotal_count\x18\x02 \x01(\x05R\n" +
-	"totalCount\"C\n" +
+	"totalCount\"\x9c\x01\n" +
+	"\x11UpdateFileRequest\x12\x15\n" +
+	"\x06env_id\x18\x01 \x01(\tR\x05envId\x12\x17\n" +
+	"\afile_id\x18\x02 \x01(\tR\x06fileId\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12)\n" +
+	"\x10expected_version\x18\x05 \x01(\x03R\x0fexpectedVersion\"C\n" +
 	"\x11DeleteFileRequest\x12\x15\n" +
 	"\x06env_id\x18\x01 \x01(\tR\x05envId\x12\x17\n" +
 	"\afile_id\x18\x02 \x01(\tR\x06fileId2\xea\x03\n" +
@@ -1336,17 +1780,20 @@ const file_atoll_v1_storage_proto_rawDesc = "" +
 	"\fCreateVolume\x12\x1d.atoll.v1.CreateVolumeRequest\x1a\x10.atoll.v1.Volume\"1\x82\xd3\xe4\x93\x02+:\x06volume\"!/v1/environments/{env_id}/volumes\x12p\n" +
 	"\tGetVolume\x12\x1a.atoll.v1.GetVolumeRequest\x1a\x10.atoll.v1.Volume\"5\x82\xd3\xe4\x93\x02/\x12-/v1/environments/{env_id}/volumes/{volume_id}\x12u\n" +
 	"\vListVolumes\x12\x1c.atoll.v1.ListVolumesRequest\x1a\x1d.atoll.v1.ListVolumesResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/environments/{env_id}/volumes\x12|\n" +
-	"\fDeleteVolume\x12\x1d.atoll.v1.DeleteVolumeRequest\x1a\x16.google.protobuf.Empty\"5\x82\xd3\xe4\x93\x02/*-/v1/environments/{env_id}/volumes/{volume_id}2\xd4\x04\n" +
+	"\fDeleteVolume\x12\x1d.atoll.v1.DeleteVolumeRequest\x1a\x16.google.protobuf.Empty\"5\x82\xd3\xe4\x93\x02/*-/v1/environments/{env_id}/volumes/{volume_id}2\xac\x06\n" +
 	"\x12VariableSetService\x12\x8d\x01\n" +
 	"\x11CreateVariableSet\x12\".atoll.v1.CreateVariableSetRequest\x1a\x15.atoll.v1.VariableSet\"=\x82\xd3\xe4\x93\x027:\fvariable_set\"'/v1/environments/{env_id}/variable-sets\x12\x8b\x01\n" +
 	"\x0eGetVariableSet\x12\x1f.atoll.v1.GetVariableSetRequest\x1a\x15.atoll.v1.VariableSet\"A\x82\xd3\xe4\x93\x02;\x129/v1/environments/{env_id}/variable-sets/{variable_set_id}\x12\x8a\x01\n" +
-	"\x10ListVariableSets\x12!.atoll.v1.ListVariableSetsRequest\x1a\".atoll.v1.ListVariableSetsResponse\"/\x82\xd3\xe4\x93\x02)\x12'/v1/environments/{env_id}/variable-sets\x12\x92\x01\n" +
-	"\x11DeleteVariableSet\x12\".atoll.v1.DeleteVariableSetRequest\x1a\x16.google.protobuf.Empty\"A\x82\xd3\xe4\x93\x02;*9/v1/environments/{env_id}/variable-sets/{variable_set_id}2\xc4\x03\n" +
+	"\x10ListVariableSets\x12!.atoll.v1.ListVariableSetsRequest\x1a\".atoll.v1.ListVariableSetsResponse\"/\x82\xd3\xe4\x93\x02)\x12'/v1/environments/{env_id}/variable-sets\x12\xd5\x01\n" +
+	"\x11UpdateVariableSet\x12\".atoll.v1.UpdateVariableSetRequest\x1a\x15.atoll.v1.VariableSet\"\x84\x01\x82\xd3\xe4\x93\x02~:\x01*Z>:\x01*\x1a9/v1/environments/{env_id}/variable-sets/{variable_set_id}29/v1/environments/{env_id}/variable-sets/{variable_set_id}\x12\x92\x01\n" +
+	"\x11DeleteVariableSet\x12\".atoll.v1.DeleteVariableSetRequest\x1a\x16.google.protobuf.Empty\"A\x82\xd3\xe4\x93\x02;*9/v1/environments/{env_id}/variable-sets/{variable_set_id}2\xe6\x04\n" +
 	"\vFileService\x12h\n" +
 	"\n" +
 	"CreateFile\x12\x1b.atoll.v1.CreateFileRequest\x1a\x0e.atoll.v1.File\"-\x82\xd3\xe4\x93\x02':\x04file\"\x1f/v1/environments/{env_id}/files\x12f\n" +
 	"\aGetFile\x12\x18.atoll.v1.GetFileRequest\x1a\x0e.atoll.v1.File\"1\x82\xd3\xe4\x93\x02+\x12)/v1/environments/{env_id}/files/{file_id}\x12m\n" +
-	"\tListFiles\x12\x1a.atoll.v1.ListFilesRequest\x1a\x1b.atoll.v1.ListFilesResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/environments/{env_id}/files\x12t\n" +
+	"\tListFiles\x12\x1a.atoll.v1.ListFilesRequest\x1a\x1b.atoll.v1.ListFilesResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/environments/{env_id}/files\x12\x9f\x01\n" +
+	"\n" +
+	"UpdateFile\x12\x1b.atoll.v1.UpdateFileRequest\x1a\x0e.atoll.v1.File\"d\x82\xd3\xe4\x93\x02^:\x01*Z.:\x01*\x1a)/v1/environments/{env_id}/files/{file_id}2)/v1/environments/{env_id}/files/{file_id}\x12t\n" +
 	"\n" +
 	"DeleteFile\x12\x1b.atoll.v1.DeleteFileRequest\x1a\x16.google.protobuf.Empty\"1\x82\xd3\xe4\x93\x02+*)/v1/environments/{env_id}/files/{file_id}B1Z/github.com/atollhq/atoll/proto/atoll/v1;atollv1b\x06proto3"
 
@@ -1362,72 +1809,90 @@ func file_atoll_v1_storage_proto_rawDescGZIP() []byte {
 	return file_atoll_v1_storage_proto_rawDescData
 }
 
-var file_atoll_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_atoll_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_atoll_v1_storage_proto_goTypes = []any{
 	(*Volume)(nil),                   // 0: atoll.v1.Volume
 	(*Variable)(nil),                 // 1: atoll.v1.Variable
 	(*VariableSet)(nil),              // 2: atoll.v1.VariableSet
 	(*File)(nil),                     // 3: atoll.v1.File
-	(*CreateVolumeRequest)(nil),      // 4: atoll.v1.CreateVolumeRequest
-	(*GetVolumeRequest)(nil),         // 5: atoll.v1.GetVolumeRequest
-	(*ListVolumesRequest)(nil),       // 6: atoll.v1.ListVolumesRequest
-	(*ListVolumesResponse)(nil),      // 7: atoll.v1.ListVolumesResponse
-	(*DeleteVolumeRequest)(nil),      // 8: atoll.v1.DeleteVolumeRequest
-	(*CreateVariableSetRequest)(nil), // 9: atoll.v1.CreateVariableSetRequest
-	(*GetVariableSetRequest)(nil),    // 10: atoll.v1.GetVariableSetRequest
-	(*ListVariableSetsRequest)(nil),  // 11: atoll.v1.ListVariableSetsRequest
-	(*ListVariableSetsResponse)(nil), // 12: atoll.v1.ListVariableSetsResponse
-	(*DeleteVariableSetRequest)(nil), // 13: atoll.v1.DeleteVariableSetRequest
-	(*CreateFileRequest)(nil),        // 14: atoll.v1.CreateFileRequest
-	(*GetFileRequest)(nil),           // 15: atoll.v1.GetFileRequest
-	(*ListFilesRequest)(nil),         // 16: atoll.v1.ListFilesRequest
-	(*ListFilesResponse)(nil),        // 17: atoll.v1.ListFilesResponse
-	(*DeleteFileRequest)(nil),        // 18: atoll.v1.DeleteFileRequest
-	nil,                              // 19: atoll.v1.VariableSet.VariablesEntry
-	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),            // 21: google.protobuf.Empty
+	(*VariableSetVersion)(nil),       // 4: atoll.v1.VariableSetVersion
+	(*FileVersion)(nil),              // 5: atoll.v1.FileVersion
+	(*CreateVolumeRequest)(nil),      // 6: atoll.v1.CreateVolumeRequest
+	(*GetVolumeRequest)(nil),         // 7: atoll.v1.GetVolumeRequest
+	(*ListVolumesRequest)(nil),       // 8: atoll.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),      // 9: atoll.v1.ListVolumesResponse
+	(*DeleteVolumeRequest)(nil),      // 10: atoll.v1.DeleteVolumeRequest
+	(*CreateVariableSetRequest)(nil), // 11: atoll.v1.CreateVariableSetRequest
+	(*GetVariableSetRequest)(nil),    // 12: atoll.v1.GetVariableSetRequest
+	(*ListVariableSetsRequest)(nil),  // 13: atoll.v1.ListVariableSetsRequest
+	(*ListVariableSetsResponse)(nil), // 14: atoll.v1.ListVariableSetsResponse
+	(*UpdateVariableSetRequest)(nil), // 15: atoll.v1.UpdateVariableSetRequest
+	(*DeleteVariableSetRequest)(nil), // 16: atoll.v1.DeleteVariableSetRequest
+	(*CreateFileRequest)(nil),        // 17: atoll.v1.CreateFileRequest
+	(*GetFileRequest)(nil),           // 18: atoll.v1.GetFileRequest
+	(*ListFilesRequest)(nil),         // 19: atoll.v1.ListFilesRequest
+	(*ListFilesResponse)(nil),        // 20: atoll.v1.ListFilesResponse
+	(*UpdateFileRequest)(nil),        // 21: atoll.v1.UpdateFileRequest
+	(*DeleteFileRequest)(nil),        // 22: atoll.v1.DeleteFileRequest
+	nil,                              // 23: atoll.v1.VariableSet.VariablesEntry
+	nil,                              // 24: atoll.v1.UpdateVariableSetRequest.VariablesEntry
+	nil,                              // 25: atoll.v1.UpdateVariableSetRequest.SetEntry
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 27: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),            // 28: google.protobuf.Empty
 }
 var file_atoll_v1_storage_proto_depIdxs = []int32{
-	20, // 0: atoll.v1.Volume.created_at:type_name -> google.protobuf.Timestamp
-	19, // 1: atoll.v1.VariableSet.variables:type_name -> atoll.v1.VariableSet.VariablesEntry
-	20, // 2: atoll.v1.VariableSet.created_at:type_name -> google.protobuf.Timestamp
-	20, // 3: atoll.v1.File.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 4: atoll.v1.CreateVolumeRequest.volume:type_name -> atoll.v1.Volume
-	0,  // 5: atoll.v1.ListVolumesResponse.volumes:type_name -> atoll.v1.Volume
-	2,  // 6: atoll.v1.CreateVariableSetRequest.variable_set:type_name -> atoll.v1.VariableSet
-	2,  // 7: atoll.v1.ListVariableSetsResponse.variable_sets:type_name -> atoll.v1.VariableSet
-	3,  // 8: atoll.v1.CreateFileRequest.file:type_name -> atoll.v1.File
-	3,  // 9: atoll.v1.ListFilesResponse.files:type_name -> atoll.v1.File
-	1,  // 10: atoll.v1.VariableSet.VariablesEntry.value:type_name -> atoll.v1.Variable
-	4,  // 11: atoll.v1.VolumeService.CreateVolume:input_type -> atoll.v1.CreateVolumeRequest
-	5,  // 12: atoll.v1.VolumeService.GetVolume:input_type -> atoll.v1.GetVolumeRequest
-	6,  // 13: atoll.v1.VolumeService.ListVolumes:input_type -> atoll.v1.ListVolumesRequest
-	8,  // 14: atoll.v1.VolumeService.DeleteVolume:input_type -> atoll.v1.DeleteVolumeRequest
-	9,  // 15: atoll.v1.VariableSetService.CreateVariableSet:input_type -> atoll.v1.CreateVariableSetRequest
-	10, // 16: atoll.v1.VariableSetService.GetVariableSet:input_type -> atoll.v1.GetVariableSetRequest
-	11, // 17: atoll.v1.VariableSetService.ListVariableSets:input_type -> atoll.v1.ListVariableSetsRequest
-	13, // 18: atoll.v1.VariableSetService.DeleteVariableSet:input_type -> atoll.v1.DeleteVariableSetRequest
-	14, // 19: atoll.v1.FileService.CreateFile:input_type -> atoll.v1.CreateFileRequest
-	15, // 20: atoll.v1.FileService.GetFile:input_type -> atoll.v1.GetFileRequest
-	16, // 21: atoll.v1.FileService.ListFiles:input_type -> atoll.v1.ListFilesRequest
-	18, // 22: atoll.v1.FileService.DeleteFile:input_type -> atoll.v1.DeleteFileRequest
-	0,  // 23: atoll.v1.VolumeService.CreateVolume:output_type -> atoll.v1.Volume
-	0,  // 24: atoll.v1.VolumeService.GetVolume:output_type -> atoll.v1.Volume
-	7,  // 25: atoll.v1.VolumeService.ListVolumes:output_type -> atoll.v1.ListVolumesResponse
-	21, // 26: atoll.v1.VolumeService.DeleteVolume:output_type -> google.protobuf.Empty
-	2,  // 27: atoll.v1.VariableSetService.CreateVariableSet:output_type -> atoll.v1.VariableSet
-	2,  // 28: atoll.v1.VariableSetService.GetVariableSet:output_type -> atoll.v1.VariableSet
-	12, // 29: atoll.v1.VariableSetService.ListVariableSets:output_type -> atoll.v1.ListVariableSetsResponse
-	21, // 30: atoll.v1.VariableSetService.DeleteVariableSet:output_type -> google.protobuf.Empty
-	3,  // 31: atoll.v1.FileService.CreateFile:output_type -> atoll.v1.File
-	3,  // 32: atoll.v1.FileService.GetFile:output_type -> atoll.v1.File
-	17, // 33: atoll.v1.FileService.ListFiles:output_type -> atoll.v1.ListFilesResponse
-	21, // 34: atoll.v1.FileService.DeleteFile:output_type -> google.protobuf.Empty
-	23, // [23:35] is the sub-list for method output_type
-	11, // [11:23] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	26, // 0: atoll.v1.Volume.created_at:type_name -> google.protobuf.Timestamp
+	23, // 1: atoll.v1.VariableSet.variables:type_name -> atoll.v1.VariableSet.VariablesEntry
+	26, // 2: atoll.v1.VariableSet.created_at:type_name -> google.protobuf.Timestamp
+	26, // 3: atoll.v1.File.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 4: atoll.v1.VariableSetVersion.variable_set:type_name -> atoll.v1.VariableSet
+	3,  // 5: atoll.v1.FileVersion.file:type_name -> atoll.v1.File
+	0,  // 6: atoll.v1.CreateVolumeRequest.volume:type_name -> atoll.v1.Volume
+	0,  // 7: atoll.v1.ListVolumesResponse.volumes:type_name -> atoll.v1.Volume
+	2,  // 8: atoll.v1.CreateVariableSetRequest.variable_set:type_name -> atoll.v1.VariableSet
+	2,  // 9: atoll.v1.ListVariableSetsResponse.variable_sets:type_name -> atoll.v1.VariableSet
+	24, // 10: atoll.v1.UpdateVariableSetRequest.variables:type_name -> atoll.v1.UpdateVariableSetRequest.VariablesEntry
+	25, // 11: atoll.v1.UpdateVariableSetRequest.set:type_name -> atoll.v1.UpdateVariableSetRequest.SetEntry
+	27, // 12: atoll.v1.UpdateVariableSetRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 13: atoll.v1.CreateFileRequest.file:type_name -> atoll.v1.File
+	3,  // 14: atoll.v1.ListFilesResponse.files:type_name -> atoll.v1.File
+	1,  // 15: atoll.v1.VariableSet.VariablesEntry.value:type_name -> atoll.v1.Variable
+	1,  // 16: atoll.v1.UpdateVariableSetRequest.VariablesEntry.value:type_name -> atoll.v1.Variable
+	1,  // 17: atoll.v1.UpdateVariableSetRequest.SetEntry.value:type_name -> atoll.v1.Variable
+	6,  // 18: atoll.v1.VolumeService.CreateVolume:input_type -> atoll.v1.CreateVolumeRequest
+	7,  // 19: atoll.v1.VolumeService.GetVolume:input_type -> atoll.v1.GetVolumeRequest
+	8,  // 20: atoll.v1.VolumeService.ListVolumes:input_type -> atoll.v1.ListVolumesRequest
+	10, // 21: atoll.v1.VolumeService.DeleteVolume:input_type -> atoll.v1.DeleteVolumeRequest
+	11, // 22: atoll.v1.VariableSetService.CreateVariableSet:input_type -> atoll.v1.CreateVariableSetRequest
+	12, // 23: atoll.v1.VariableSetService.GetVariableSet:input_type -> atoll.v1.GetVariableSetRequest
+	13, // 24: atoll.v1.VariableSetService.ListVariableSets:input_type -> atoll.v1.ListVariableSetsRequest
+	15, // 25: atoll.v1.VariableSetService.UpdateVariableSet:input_type -> atoll.v1.UpdateVariableSetRequest
+	16, // 26: atoll.v1.VariableSetService.DeleteVariableSet:input_type -> atoll.v1.DeleteVariableSetRequest
+	17, // 27: atoll.v1.FileService.CreateFile:input_type -> atoll.v1.CreateFileRequest
+	18, // 28: atoll.v1.FileService.GetFile:input_type -> atoll.v1.GetFileRequest
+	19, // 29: atoll.v1.FileService.ListFiles:input_type -> atoll.v1.ListFilesRequest
+	21, // 30: atoll.v1.FileService.UpdateFile:input_type -> atoll.v1.UpdateFileRequest
+	22, // 31: atoll.v1.FileService.DeleteFile:input_type -> atoll.v1.DeleteFileRequest
+	0,  // 32: atoll.v1.VolumeService.CreateVolume:output_type -> atoll.v1.Volume
+	0,  // 33: atoll.v1.VolumeService.GetVolume:output_type -> atoll.v1.Volume
+	9,  // 34: atoll.v1.VolumeService.ListVolumes:output_type -> atoll.v1.ListVolumesResponse
+	28, // 35: atoll.v1.VolumeService.DeleteVolume:output_type -> google.protobuf.Empty
+	2,  // 36: atoll.v1.VariableSetService.CreateVariableSet:output_type -> atoll.v1.VariableSet
+	2,  // 37: atoll.v1.VariableSetService.GetVariableSet:output_type -> atoll.v1.VariableSet
+	14, // 38: atoll.v1.VariableSetService.ListVariableSets:output_type -> atoll.v1.ListVariableSetsResponse
+	2,  // 39: atoll.v1.VariableSetService.UpdateVariableSet:output_type -> atoll.v1.VariableSet
+	28, // 40: atoll.v1.VariableSetService.DeleteVariableSet:output_type -> google.protobuf.Empty
+	3,  // 41: atoll.v1.FileService.CreateFile:output_type -> atoll.v1.File
+	3,  // 42: atoll.v1.FileService.GetFile:output_type -> atoll.v1.File
+	20, // 43: atoll.v1.FileService.ListFiles:output_type -> atoll.v1.ListFilesResponse
+	3,  // 44: atoll.v1.FileService.UpdateFile:output_type -> atoll.v1.File
+	28, // 45: atoll.v1.FileService.DeleteFile:output_type -> google.protobuf.Empty
+	32, // [32:46] is the sub-list for method output_type
+	18, // [18:32] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_storage_proto_init() }
@@ -1441,7 +1906,7 @@ func file_atoll_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_storage_proto_rawDesc), len(file_atoll_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

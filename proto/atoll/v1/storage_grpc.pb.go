@@ -239,6 +239,7 @@ const (
 	VariableSetService_CreateVariableSet_FullMethodName = "/atoll.v1.VariableSetService/CreateVariableSet"
 	VariableSetService_GetVariableSet_FullMethodName    = "/atoll.v1.VariableSetService/GetVariableSet"
 	VariableSetService_ListVariableSets_FullMethodName  = "/atoll.v1.VariableSetService/ListVariableSets"
+	VariableSetService_UpdateVariableSet_FullMethodName = "/atoll.v1.VariableSetService/UpdateVariableSet"
 	VariableSetService_DeleteVariableSet_FullMethodName = "/atoll.v1.VariableSetService/DeleteVariableSet"
 )
 
@@ -249,6 +250,10 @@ type VariableSetServiceClient interface {
 	CreateVariableSet(ctx context.Context, in *CreateVariableSetRequest, opts ...grpc.CallOption) (*VariableSet, error)
 	GetVariableSet(ctx context.Context, in *GetVariableSetRequest, opts ...grpc.CallOption) (*VariableSet, error)
 	ListVariableSets(ctx context.Context, in *ListVariableSetsRequest, opts ...grpc.CallOption) (*ListVariableSetsResponse, error)
+	// Changes the variables (a new version of the set) and rolls the live
+	// apps mounting it onto the new values; running instances keep theirs
+	// until they are replaced. See UpdateVariableSetRequest.
+	UpdateVariableSet(ctx context.Context, in *UpdateVariableSetRequest, opts ...grpc.CallOption) (*VariableSet, error)
 	DeleteVariableSet(ctx context.Context, in *DeleteVariableSetRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
@@ -290,6 +295,16 @@ func (c *variableSetServiceClient) ListVariableSets(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *variableSetServiceClient) UpdateVariableSet(ctx context.Context, in *UpdateVariableSetRequest, opts ...grpc.CallOption) (*VariableSet, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VariableSet)
+	err := c.cc.Invoke(ctx, VariableSetService_UpdateVariableSet_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *variableSetServiceClient) DeleteVariableSet(ctx context.Context, in *DeleteVariableSetRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
@@ -307,6 +322,10 @@ type VariableSetServiceServer interface {
 	CreateVariableSet(context.Context, *CreateVariableSetRequest) (*VariableSet, error)
 	GetVariableSet(context.Context, *GetVariableSetRequest) (*VariableSet, error)
 	ListVariableSets(context.Context, *ListVariableSetsRequest) (*ListVariableSetsResponse, error)
+	// Changes the variables (a new version of the set) and rolls the live
+	// apps mounting it onto the new values; running instances keep theirs
+	// until they are replaced. See UpdateVariableSetRequest.
+	UpdateVariableSet(context.Context, *UpdateVariableSetRequest) (*VariableSet, error)
 	DeleteVariableSet(context.Context, *DeleteVariableSetRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedVariableSetServiceServer()
 }
@@ -326,6 +345,9 @@ func (UnimplementedVariableSetServiceServer) GetVariableSet(context.Context, *Ge
 }
 func (UnimplementedVariableSetServiceServer) ListVariableSets(context.Context, *ListVariableSetsRequest) (*ListVariableSetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListVariableSets not implemented")
+}
+func (UnimplementedVariableSetServiceServer) UpdateVariableSet(context.Context, *UpdateVariableSetRequest) (*VariableSet, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateVariableSet not implemented")
 }
 func (UnimplementedVariableSetServiceServer) DeleteVariableSet(context.Context, *DeleteVariableSetRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteVariableSet not implemented")
@@ -405,6 +427,24 @@ func _VariableSetService_ListVariableSets_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VariableSetService_UpdateVariableSet_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateVariableSetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VariableSetServiceServer).UpdateVariableSet(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VariableSetService_UpdateVariableSet_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VariableSetServiceServer).UpdateVariableSet(ctx, req.(*UpdateVariableSetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _VariableSetService_DeleteVariableSet_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteVariableSetRequest)
 	if err := dec(in); err != nil {
@@ -443,6 +483,10 @@ var VariableSetService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _VariableSetService_ListVariableSets_Handler,
 		},
 		{
+			MethodName: "UpdateVariableSet",
+			Handler:    _VariableSetService_UpdateVariableSet_Handler,
+		},
+		{
 			MethodName: "DeleteVariableSet",
 			Handler:    _VariableSetService_DeleteVariableSet_Handler,
 		},
@@ -455,6 +499,7 @@ const (
 	FileService_CreateFile_FullMethodName = "/atoll.v1.FileService/CreateFile"
 	FileService_GetFile_FullMethodName    = "/atoll.v1.FileService/GetFile"
 	FileService_ListFiles_FullMethodName  = "/atoll.v1.FileService/ListFiles"
+	FileService_UpdateFile_FullMethodName = "/atoll.v1.FileService/UpdateFile"
 	FileService_DeleteFile_FullMethodName = "/atoll.v1.FileService/DeleteFile"
 )
 
@@ -465,6 +510,9 @@ type FileServiceClient interface {
 	CreateFile(ctx context.Context, in *CreateFileRequest, opts ...grpc.CallOption) (*File, error)
 	GetFile(ctx context.Context, in *GetFileRequest, opts ...grpc.CallOption) (*File, error)
 	ListFiles(ctx context.Context, in *ListFilesRequest, opts ...grpc.CallOption) (*ListFilesResponse, error)
+	// Replaces the content (a new version of the file) and rolls the live
+	// apps mounting it; running instances keep the content they started with.
+	UpdateFile(ctx context.Context, in *UpdateFileRequest, opts ...grpc.CallOption) (*File, error)
 	DeleteFile(ctx context.Context, in *DeleteFileRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
@@ -506,6 +554,16 @@ func (c *fileServiceClient) ListFiles(ctx context.Context, in *ListFilesRequest,
 	return out, nil
 }
 
+func (c *fileServiceClient) UpdateFile(ctx context.Context, in *UpdateFileRequest, opts ...grpc.CallOption) (*File, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(File)
+	err := c.cc.Invoke(ctx, FileService_UpdateFile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *fileServiceClient) DeleteFile(ctx context.Context, in *DeleteFileRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
@@ -523,6 +581,9 @@ type FileServiceServer interface {
 	CreateFile(context.Context, *CreateFileRequest) (*File, error)
 	GetFile(context.Context, *GetFileRequest) (*File, error)
 	ListFiles(context.Context, *ListFilesRequest) (*ListFilesResponse, error)
+	// Replaces the content (a new version of the file) and rolls the live
+	// apps mounting it; running instances keep the content they started with.
+	UpdateFile(context.Context, *UpdateFileRequest) (*File, error)
 	DeleteFile(context.Context, *DeleteFileRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedFileServiceServer()
 }
@@ -542,6 +603,9 @@ func (UnimplementedFileServiceServer) GetFile(context.Context, *GetFileRequest) 
 }
 func (UnimplementedFileServiceServer) ListFiles(context.Context, *ListFilesRequest) (*ListFilesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListFiles not implemented")
+}
+func (UnimplementedFileServiceServer) UpdateFile(context.Context, *UpdateFileRequest) (*File, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateFile not implemented")
 }
 func (UnimplementedFileServiceServer) DeleteFile(context.Context, *DeleteFileRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteFile not implemented")
@@ -621,6 +685,24 @@ func _FileService_ListFiles_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FileService_UpdateFile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateFileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FileServiceServer).UpdateFile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FileService_UpdateFile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FileServiceServer).UpdateFile(ctx, req.(*UpdateFileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FileService_DeleteFile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteFileRequest)
 	if err := dec(in); err != nil {
@@ -657,6 +739,10 @@ var FileService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListFiles",
 			Handler:    _FileService_ListFiles_Handler,
+		},
+		{
+			MethodName: "UpdateFile",
+			Handler:    _FileService_UpdateFile_Handler,
 		},
 		{
 			MethodName: "DeleteFile",
