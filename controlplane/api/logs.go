@@ -534,6 +534,11 @@ func (lf *logFollow) refresh(tx *state.Txn, recheck bool) (bool, error) {
 			// Gone: an active stream delivers the container's last lines
 			// and ends when the agent stops it.
 			il.gone = true
+			if il.active {
+				if why := nodeDown(tx, il.in); why != "" {
+					il.cancel(apierr.Unavailable("%s", why)) // it would not end by itself
+				}
+			}
 			if !il.active && !il.failed {
 				if err := lf.replaced(il); err != nil {
 					return true, err
