@@ -22,12 +22,12 @@ func volumeCommand() *command {
 
 func varsetCommand() *command {
 	return group("varset", "manage an environment's variable sets (env vars for apps; secrets masked)",
-		varsetCreate(), varsetList(), varsetGet(), varsetDelete())
+		varsetCreate(), varsetList(), varsetGet(), varsetSet(), varsetUnset(), varsetDelete())
 }
 
 func fileCommand() *command {
 	return group("file", "manage an environment's files (mounted read-only into apps)",
-		fileCreate(), fileList(), fileGet(), fileDelete())
+		fileCreate(), fileList(), fileGet(), fileUpdate(), fileDelete())
 }
 
 func volumeClient(c *call) atollv1.VolumeServiceClient { return atollv1.NewVolumeServiceClient(c.conn) }
@@ -241,7 +241,8 @@ func varsetGet() *command {
 			}
 			return c.print(vs, func(w io.Writer) {
 				printRows(w, [][]string{
-					{"ID:", vs.Id}, {"Name:", vs.Name}, {"Environment:", vs.EnvId}, {"Mounted by:", mountedBy(vs.MountedBy)},
+					{"ID:", vs.Id}, {"Name:", vs.Name}, {"Environment:", vs.EnvId}, {"Version:", strconv.FormatInt(vs.Version, 10)},
+					{"Mounted by:", mountedBy(vs.MountedBy)},
 					{"Created:", fmt.Sprintf("%s ago by %s", ago(vs.GetCreatedAt().AsTime(), time.Now()), orDash(vs.CreatedBy))},
 				})
 				fmt.Fprintln(w)
@@ -263,6 +264,73 @@ func varsetGet() *command {
 			})
 		}
 	})
+}
+
+// rollingSummary says what an update of a variable set or file did: its
+// new version and the apps that roll onto it, or that nothing changed.
+func rollingSummary(kind, name string, before, after int64, rolling []string) string {
+	if after == before {
+		return fmt.Sprintf("%s %s unchanged (version %d): no app rolls\n", kind, name, after)
+	}
+	apps := "no app mounts it: nothing rolls"
+	if len(rolling) > 0 {
+		apps = fmt.Sprintf("rolling %d app(s) onto it: %s (running instances keep the old values until they are replaced; `atoll app get APP` shows the rollout)",
+			len(rolling), strings.Join(rolling, ", "))
+	}
+	return fmt.Sprintf("updated %s %s to version %d; %s\n", kind, name, after, apps)
+}
+
+func varsetSet() *command {
+	return leaf("varset set", "NAME KEY=VALUE...", "set (add or change) variables of a set; the apps mounting it roll onto the new values", 2, -1, func(fs *flag.FlagSet) func(*call) error {
+		env := envFlag(fs)
+		secret := fs.Bool("secret", false, "the values are secrets (masked in every response)")
+		version := fs.Int64("if-version", 0, "only if the set is at this version (optimistic concurrency)")
+		return func(c *call) error {
+			set := map[string]*atollv1.Variable{}
+			for _, kv := range c.args[1:] {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usagef("atoll varset set: %q: want KEY=VALUE", kv)
+				}
+				set[k] = &atollv1.Variable{Value: v, Secret: *secret}
+			}
+			envID, err := needEnv(c, *env)
+			if err != nil {
+				return err
+			}
+			return varsetUpdate(c, &atollv1.UpdateVariableSetRequest{EnvId: envID, VariableSetId: c.args[0], Set: set, ExpectedVersion: *version})
+		}
+	})
+}
+
+func varsetUnset() *command {
+	return leaf("varset unset", "NAME KEY...", "remove variables from a set; the apps mounting it roll", 2, -1, func(fs *flag.FlagSet) func(*call) error {
+		env := envFlag(fs)
+		version := fs.Int64("if-version", 0, "only if the set is at this version (optimistic concurrency)")
+		return func(c *call) error {
+			envID, err := needEnv(c, *env)
+			if err != nil {
+				return err
+			}
+			return varsetUpdate(c, &atollv1.UpdateVariableSetRequest{EnvId: envID, VariableSetId: c.args[0], Remove: c.args[1:], ExpectedVersion: *version})
+		}
+	})
+}
+
+func varsetUpdate(c *call, req *atollv1.UpdateVariableSetRequest) error {
+	cur, err := varsetClient(c).GetVariableSet(c.ctx, &atollv1.GetVariableSetRequest{EnvId: req.EnvId, VariableSetId: req.VariableSetId})
+	if err != nil {
+		return err
+	}
+	vs, err := varsetClient(c).UpdateVariableSet(c.ctx, req)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return printJSON(c.e.stdout, vs)
+	}
+	fmt.Fprint(c.e.stdout, rollingSummary("variable set", vs.Name, cur.Version, vs.Version, vs.RollingApps))
+	return nil
 }
 
 func varsetDelete() *command {
@@ -372,11 +440,57 @@ func fileGet() *command {
 			return c.print(f, func(w io.Writer) {
 				printRows(w, [][]string{
 					{"ID:", f.Id}, {"Name:", f.Name}, {"Environment:", f.EnvId},
-					{"Size:", strconv.Itoa(int(f.SizeBytes)) + " bytes"}, {"SHA-256:", f.Sha256},
+					{"Size:", strconv.Itoa(int(f.SizeBytes)) + " bytes"}, {"SHA-256:", f.Sha256}, {"Version:", strconv.FormatInt(f.Version, 10)},
 					{"Mounted by:", mountedBy(f.MountedBy)},
 					{"Created:", fmt.Sprintf("%s ago by %s", ago(f.GetCreatedAt().AsTime(), time.Now()), orDash(f.CreatedBy))},
 				})
 			})
+		}
+	})
+}
+
+func fileUpdate() *command {
+	return leaf("file update", "NAME|ID", "replace a file's content; the apps mounting it roll onto the new content", 1, 1, func(fs *flag.FlagSet) func(*call) error {
+		env := envFlag(fs)
+		from := fs.String("from", "", "read the new content from this local file")
+		fs.StringVar(from, "from-file", "", "same as --from")
+		text := fs.String("text", "", "the new content as text")
+		version := fs.Int64("if-version", 0, "only if the file is at this version (optimistic concurrency)")
+		return func(c *call) error {
+			set := setFlags(fs)
+			fromSet := set["from"] || set["from-file"]
+			if fromSet == set["text"] {
+				return usagef("atoll file update: give exactly one of --from PATH or --text \"...\"")
+			}
+			req := &atollv1.UpdateFileRequest{FileId: c.args[0], ExpectedVersion: *version}
+			if fromSet {
+				b, err := os.ReadFile(*from)
+				if err != nil {
+					return err
+				}
+				req.Content = b
+			} else {
+				req.Text = *text
+			}
+			envID, err := needEnv(c, *env)
+			if err != nil {
+				return err
+			}
+			req.EnvId = envID
+			cur, err := fileClient(c).GetFile(c.ctx, &atollv1.GetFileRequest{EnvId: envID, FileId: c.args[0]})
+			if err != nil {
+				return err
+			}
+			out, err := fileClient(c).UpdateFile(c.ctx, req)
+			if err != nil {
+				return err
+			}
+			if c.json() {
+				out.Content = nil
+				return printJSON(c.e.stdout, out)
+			}
+			fmt.Fprint(c.e.stdout, rollingSummary("file", out.Name, cur.Version, out.Version, out.RollingApps))
+			return nil
 		}
 	})
 }
