@@ -179,7 +179,13 @@ func (s *Server) setupRaft() error {
 	rc.MaxAppendEntries = 512
 	rc.BatchApplyCh = true
 	rc.NotifyCh = s.notifyCh
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: cfg.LogOutput, Level: hclog.LevelFromString(map[string]string{"debug": "debug", "info": "warn", "warn": "warn", "error": "error"}[cfg.LogLevel])})
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: cfg.LogOutput, Level: hclog.LevelFromString(map[string]string{"debug": "debug", "info": "warn", "warn": "warn", "error": "error"}[cfg.LogLevel]),
+		Exclude: func(level hclog.Level, msg string, args ...any) bool {
+			// The election every server holds when it starts (no leader
+			// known yet) is routine, not a warning; a lost leader is.
+			return cfg.LogLevel != "debug" && level == hclog.Warn && msg == "heartbeat timeout reached, starting election" &&
+				len(args) >= 2 && fmt.Sprint(args[1]) == ""
+		}})
 
 	dir := filepath.Join(cfg.DataDir, "raft")
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bbolt.Options{Timeout: 3 * time.Second}})

@@ -384,7 +384,7 @@ func appCreate() *command {
 			if !c.json() {
 				fmt.Fprintf(c.e.stdout, "created app %s (%s) version %d\n", out.Name, out.Id, out.Version)
 			}
-			return waitApp(c, envID, out, start, *timeout)
+			return waitApp(c, envID, *env, out, start, *timeout)
 		}
 	})
 }
@@ -426,7 +426,8 @@ func shortID(id string) string {
 
 // waitApp polls the app until all its replicas of the current version run,
 // an instance cannot run, or the timeout ends, printing each step once.
-func waitApp(c *call, envID string, app *atollv1.App, start time.Time, timeout time.Duration) error {
+// envRef is the environment as the user named it, for the hints.
+func waitApp(c *call, envID, envRef string, app *atollv1.App, start time.Time, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	w := c.e.stdout
@@ -448,7 +449,7 @@ func waitApp(c *call, envID string, app *atollv1.App, start time.Time, timeout t
 		a, err := appClient(c).GetApp(ctx, &atollv1.GetAppRequest{EnvId: envID, AppId: app.Id})
 		if err != nil {
 			if ctx.Err() != nil && c.ctx.Err() == nil {
-				return waitTimeout(app, timeout)
+				return waitTimeout(app, envRef, timeout)
 			}
 			return err
 		}
@@ -479,7 +480,7 @@ func waitApp(c *call, envID string, app *atollv1.App, start time.Time, timeout t
 			say("pending/"+st.GetMessage(), "… pending: %s", st.GetMessage())
 		}
 		if ro := st.GetRollout(); ro.GetState() == "FAILED" {
-			return fmt.Errorf("app %s: %s\n  see `atoll app get %s --env %s`; a new update supersedes the failed rollout", a.Name, ro.GetMessage(), a.Name, envID)
+			return fmt.Errorf("app %s: %s\n  see `atoll app get %s --env %s`; a new update supersedes the failed rollout", a.Name, ro.GetMessage(), a.Name, envRef)
 		}
 		switch st.GetState() {
 		case "RUNNING", "STOPPED":
@@ -494,7 +495,7 @@ func waitApp(c *call, envID string, app *atollv1.App, start time.Time, timeout t
 		case "FAILED":
 			for _, in := range st.GetInstances() {
 				if in.State == atollv1.InstanceState_INSTANCE_ERROR && in.AppVersion == specVersion(a) {
-					return fmt.Errorf("app %s failed: %s\n  see `atoll app get %s --env %s`", a.Name, orDash(in.LastError), a.Name, envID)
+					return fmt.Errorf("app %s failed: %s\n  see `atoll app get %s --env %s`", a.Name, orDash(in.LastError), a.Name, envRef)
 				}
 			}
 		}
@@ -503,19 +504,19 @@ func waitApp(c *call, envID string, app *atollv1.App, start time.Time, timeout t
 			if c.ctx.Err() != nil {
 				return c.ctx.Err()
 			}
-			return waitTimeout(app, timeout)
+			return waitTimeout(app, envRef, timeout)
 		case <-tick.C:
 		}
 	}
 }
 
-func waitTimeout(a *atollv1.App, timeout time.Duration) error {
+func waitTimeout(a *atollv1.App, envRef string, timeout time.Duration) error {
 	st := a.GetStatus()
 	msg := fmt.Sprintf("app %s not running after %s: %s, %d/%d running", a.Name, timeout, orDash(st.GetState()), st.GetRunning(), st.GetDesired())
 	if st.GetMessage() != "" {
 		msg += ": " + st.GetMessage()
 	}
-	return errors.New(msg + "\n  see `atoll app get " + a.Name + " --env " + a.EnvIdRef + "`")
+	return errors.New(msg + "\n  see `atoll app get " + a.Name + " --env " + envRef + "`")
 }
 
 func appGet() *command {
@@ -732,7 +733,7 @@ func appUpdate() *command {
 				if !c.json() {
 					fmt.Fprintf(c.e.stdout, "updated app %s to version %d (%s)\n", out.Name, out.Version, strings.Join(paths, ", "))
 				}
-				return waitApp(c, envID, out, start, *timeout)
+				return waitApp(c, envID, *env, out, start, *timeout)
 			}
 			if c.json() {
 				return printJSON(c.e.stdout, out)
@@ -783,7 +784,7 @@ func appRestart() *command {
 				if !c.json() {
 					fmt.Fprintf(c.e.stdout, "restarting app %s (version %d)\n", out.Name, out.Version)
 				}
-				return waitApp(c, envID, out, start, *timeout)
+				return waitApp(c, envID, *env, out, start, *timeout)
 			}
 			if c.json() {
 				return printJSON(c.e.stdout, out)

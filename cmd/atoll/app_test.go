@@ -278,7 +278,7 @@ func TestCLIApps(t *testing.T) {
 	if err == nil {
 		t.Fatalf("app create --wait of a missing image succeeded:\n%s", stdout)
 	}
-	mustContain(t, "app create --wait, missing image", stdout+err.Error(), "✗", "image missing:1 not found on host-1")
+	mustContain(t, "app create --wait, missing image", stdout+err.Error(), "✗", "image missing:1 not found on host-1", "see `atoll app get broken --env demo`")
 	mustContain(t, "app get broken", cli.ok("app", "get", "broken", "--env", "demo"), "ERROR", "image missing:1 not found on host-1")
 	cli.ok("app", "delete", "broken", "--env", "demo")
 
