@@ -20,7 +20,7 @@ import (
 	"github.com/atollhq/atoll/controlplane"
 )
 
-func serverFlags(fs *flag.FlagSet, cfg *controlplane.Config, getenv func(string) string) *string {
+func serverFlags(fs *flag.FlagSet, cfg *controlplane.Config) {
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "server id (default: generated and kept in the data dir)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the raft log, snapshots and the admin token")
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "raft listen address")
@@ -32,9 +32,13 @@ func serverFlags(fs *flag.FlagSet, cfg *controlplane.Config, getenv func(string)
 	fs.DurationVar(&cfg.MaxTTL, "max-ttl", cfg.MaxTTL, "longest environment TTL accepted")
 	fs.DurationVar(&cfg.DeletedRetention, "deleted-retention", cfg.DeletedRetention, "how long a deleted environment stays restorable before it is purged (0: forever)")
 	fs.DurationVar(&cfg.RolloutMinHealthy, "rollout-min-healthy", cfg.RolloutMinHealthy, "how long a new instance of a rolling update must run before the next old one is stopped (0: as soon as it runs)")
+	publicFlags(fs, cfg)
+}
+
+// joinFlags are `atoll server`'s alone: atoll dev always bootstraps.
+func joinFlags(fs *flag.FlagSet, cfg *controlplane.Config, getenv func(string) string) *string {
 	join := fs.String("join", "", "comma-separated gRPC addresses of servers of the cluster to join")
 	fs.StringVar(&cfg.JoinToken, "token", getenv("ATOLL_TOKEN"), "token with cluster:admin, for --join (env ATOLL_TOKEN)")
-	publicFlags(fs, cfg)
 	return join
 }
 
@@ -52,7 +56,8 @@ func runServer(ctx context.Context, env *cliEnv, args []string) error {
 	cfg := controlplane.DefaultConfig()
 	cfg.LogOutput = env.stderr
 	fs := flag.NewFlagSet("atoll server", flag.ContinueOnError)
-	join := serverFlags(fs, &cfg, env.getenv)
+	serverFlags(fs, &cfg)
+	join := joinFlags(fs, &cfg, env.getenv)
 	// TLS is for clusters; atoll dev stays plaintext.
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "TLS certificate (PEM): serve gRPC, HTTPS and raft over TLS (with --tls-key and --tls-ca)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "TLS private key (PEM) of --tls-cert")
@@ -98,7 +103,7 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	cfg.LogLevel = "warn"
 	cfg.NodeID = "dev"
 	fs := flag.NewFlagSet("atoll dev", flag.ContinueOnError)
-	serverFlags(fs, &cfg, env.getenv)
+	serverFlags(fs, &cfg)
 	routerAddr := fs.String("router-addr", "127.0.0.1:7080", "the local agent's HTTP router: apps at http://<app>-<env>.<domain>:<port> (the port is --public-port's default)")
 	agentAddr := fs.String("agent-addr", "127.0.0.1:7073", "the local agent's own gRPC endpoint (logs)")
 	noAgent := fs.Bool("no-agent", false, "run only the server, without the local agent")
