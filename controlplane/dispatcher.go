@@ -500,11 +500,13 @@ func (d *dispatcher) healthLoop(ctx context.Context) {
 	}
 }
 
-// InstanceLogs implements api.LogSource: the leader asks the node's agent;
-// a follower asks the leader.
+// InstanceLogs implements api.LogSource: the leader asks the node's agent
+// (only the leader holds the agents' session secrets). A follower relays
+// whole GetAppLogs calls to the leader (applogs.go), so it gets here only
+// when leadership moved in between: the caller retries.
 func (d *dispatcher) InstanceLogs(ctx context.Context, in *atollv1.Instance, req *atollv1.InstanceLogsRequest, send func(*atollv1.LogLine) error) error {
 	if !d.s.IsLeader() {
-		return d.logsViaLeader(ctx, in, req, send)
+		return apierr.Unavailable("leadership changed while opening the logs of instance %s; retry", in.Id)
 	}
 	d.mu.Lock()
 	sess := d.sessions[in.NodeId]
@@ -545,27 +547,6 @@ func pipe[T any](recv func() (T, error), send func(T) error) error {
 			return err
 		}
 	}
-}
-
-func (d *dispatcher) logsViaLeader(ctx context.Context, in *atollv1.Instance, req *atollv1.InstanceLogsRequest, send func(*atollv1.LogLine) error) error {
-	conn, _, err := d.s.leaderConn(ctx)
-	if err != nil || conn == nil {
-		return apierr.Unavailable("no leader to fetch logs from: %v", err)
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	out := metadata.MD{}
-	if v := md.Get("authorization"); len(v) > 0 {
-		out.Set("authorization", v...)
-	}
-	greq := &atollv1.GetAppLogsRequest{EnvId: in.EnvId, AppId: in.AppId, InstanceId: in.Id, Lines: req.Lines, Follow: req.Follow}
-	if req.Since != nil {
-		greq.Since = time.Since(req.Since.AsTime()).Round(time.Second).String()
-	}
-	stream, err := atollv1.NewAppServiceClient(conn).GetAppLogs(metadata.NewOutgoingContext(ctx, out), greq)
-	if err != nil {
-		return err
-	}
-	return pipe(stream.Recv, send)
 }
 
 // leaderGRPC is the gRPC address of the current leader, if known.
