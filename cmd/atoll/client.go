@@ -8,12 +8,14 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -59,7 +61,10 @@ func (o *clientOpts) dial(ctx context.Context) (*grpc.ClientConn, context.Contex
 		}
 		creds = credentials.NewTLS(cfg)
 	}
-	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(creds))
+	// Keepalive pings on open streams (watch, logs -f) notice a server
+	// that vanished without closing the connection, instead of waiting forever.
+	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", o.addr, err)
 	}
