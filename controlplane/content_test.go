@@ -106,6 +106,17 @@ func TestContentUpdateRollsApps(t *testing.T) {
 		t.Fatalf("an app not mounting the set changed: version %d instances %v", a.Version, ids(tx, other.Id, 1))
 	}
 
+	// The same secret plaintext again (sealed differently each time): no
+	// new version, nothing rolls.
+	same, err := vsets.UpdateVariableSet(f.ctx, &atollv1.UpdateVariableSetRequest{EnvId: f.env.Id, VariableSetId: "cfg",
+		Set: map[string]*atollv1.Variable{"API_KEY": {Value: "n3w", Secret: true}, "GREETING": {Value: "bonjour"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.Version != 2 || len(same.RollingApps) != 0 || f.snap().App(web.Id).SpecVersion != v2 {
+		t.Fatalf("a no-op update: version %d rolling %v spec %d", same.Version, same.RollingApps, f.snap().App(web.Id).SpecVersion)
+	}
+
 	// The file.
 	fo, err := files.UpdateFile(f.ctx, &atollv1.UpdateFileRequest{EnvId: f.env.Id, FileId: "conf", Text: "two"})
 	if err != nil {
