@@ -64,6 +64,13 @@ type Server struct {
 	schedMetrics schedMetrics
 
 	leaderReady atomic.Bool
+	// hadState: raft found a log or snapshot at start (a restart).
+	// replayTo is the last log index on disk then; replayed turns true once
+	// the state has applied that far (or this server led and caught up),
+	// see Replaying.
+	hadState bool
+	replayTo uint64
+	replayed atomic.Bool
 	// Consistent reads (reads.go).
 	epoch                 time.Time
 	leaseUntil            atomic.Int64 // monoNow deadline of the read lease
@@ -231,6 +238,8 @@ func (s *Server) setupRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	s.raft = r
+	s.hadState = existing
+	s.replayTo = r.LastIndex()
 	if cfg.Bootstrap && !existing {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -316,7 +325,7 @@ func (s *Server) member() *atollv1.ServerMember {
 func (s *Server) Start() error {
 	services := api.NewServices(s, s, api.Options{MaxTTL: s.cfg.MaxTTL, Log: s.log, Domain: s.cfg.Domain, RouterPort: s.cfg.RouterPort, PublicScheme: s.cfg.PublicScheme,
 		Usage: s.dispatcher, Logs: s.dispatcher, Health: s.dispatcher, Secrets: s.keyring})
-	auth := &api.Authenticator{Lookup: s.lookupToken, Now: time.Now, OrgSlug: func(id string) string {
+	auth := &api.Authenticator{Lookup: s.lookupToken, Replaying: s.Replaying, Now: time.Now, OrgSlug: func(id string) string {
 		st, _ := s.fsm.State()
 		if o := st.Snapshot().Organization(id); o != nil {
 			return o.Slug
@@ -373,7 +382,13 @@ func (s *Server) Start() error {
 		defer s.wg.Done()
 		s.readinessLoop()
 	}()
-	if len(s.cfg.Join) > 0 {
+	if len(s.cfg.Join) > 0 && s.hadState && s.memberAtThisAddress() {
+		// A restart of a member at the same address: it is in the
+		// configuration it kept, so it needs no join (the others may still
+		// be replaying their logs). A new address needs the join, which
+		// updates it.
+		s.log.Info("already a member of the cluster: not joining again", "join", strings.Join(s.cfg.Join, ","))
+	} else if len(s.cfg.Join) > 0 {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -583,4 +598,37 @@ func (s *Server) membershipProblem() error {
 	}
 	return apierr.Unavailable("server %s is not in the cluster's raft configuration (removed with `atoll operator raft remove-peer`?) and cannot serve requests: use another server, or restart it with --join <gRPC address of a cluster server> after clearing its data dir %s",
 		s.id, s.cfg.DataDir)
+}
+
+// Replaying reports whether the state is still being rebuilt from the raft
+// log after a restart: it has not applied the entries that were on disk at
+// start, and (as leader) has not caught up with its term. Entries on disk
+// that were never committed are dropped by the new leader instead, so a
+// known leader with this server applying past nothing new also ends it.
+func (s *Server) Replaying() bool {
+	if s.replayed.Load() {
+		return false
+	}
+	applied := s.raft.AppliedIndex()
+	followingCaughtUp := s.raft.State() == raft.Follower && s.raft.Leader() != "" && applied >= s.raftStat("commit_index")
+	if applied >= s.replayTo || s.leaderReady.Load() || followingCaughtUp {
+		s.replayed.Store(true)
+		return false
+	}
+	return true
+}
+
+// memberAtThisAddress reports whether the raft configuration this server
+// holds lists it with its current raft address.
+func (s *Server) memberAtThisAddress() bool {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID == raft.ServerID(s.id) {
+			return srv.Address == s.trans.LocalAddr()
+		}
+	}
+	return false
 }

@@ -220,6 +220,11 @@ func notBearer(ctx context.Context) string {
 // Authenticator checks tokens and permissions.
 type Authenticator struct {
 	Lookup TokenLookup
+	// Replaying, when set and true, says the server's state is still being
+	// rebuilt from its raft log after a restart: a token it does not know
+	// yet may exist, so it answers UNAVAILABLE (retry) rather than
+	// UNAUTHENTICATED.
+	Replaying func() bool
 	// OrgSlug returns an organization's slug (paths may name it by slug).
 	OrgSlug func(orgID string) string
 	Now     func() time.Time
@@ -243,6 +248,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, fullMethod string) (co
 	hash := HashToken(secret)
 	tok := a.Lookup(hash)
 	if tok == nil || subtle.ConstantTimeCompare([]byte(tok.SecretHash), []byte(hash)) != 1 {
+		if a.Replaying != nil && a.Replaying() {
+			return nil, apierr.Unavailable("this server is still replaying its raft log after a restart and does not know this token yet; retry in a moment")
+		}
 		return nil, apierr.Unauthenticated("invalid API token: unknown or revoked")
 	}
 	if tok.Revoked {
