@@ -10,6 +10,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -71,7 +73,7 @@ func New(opts ...Option) *Router {
 	tr.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = 60 * time.Second
 	r.proxy = &httputil.ReverseProxy{
-		Transport: &retryOnDial{r: r, base: tr},
+		Transport: &retryUpstream{r: r, base: tr},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := pr.In.Context().Value(targetKey{}).(string)
 			pr.Out.URL.Scheme = "http"
@@ -179,20 +181,21 @@ func (r *Router) markFailed(addr string) {
 	r.mu.Unlock()
 }
 
-// retryOnDial sends a request whose upstream could not be reached at all
-// (the dial failed: nothing was sent) to another address of the same host,
-// once. An instance that has just stopped (a rollout or a drain replaced it)
-// then costs no failed request while the route table catches up.
-type retryOnDial struct {
+// retryUpstream sends a request to another address of the same host, once,
+// when its upstream failed without answering and a second try cannot do
+// harm: the dial failed (nothing was sent), or an idempotent request (GET,
+// HEAD, OPTIONS, TRACE) without a body found its connection reset or
+// closed before any response (the instance was stopping: a rollout or a
+// drain replaced it). Such an instance then costs no failed request while
+// the route table catches up. Timeouts are not retried.
+type retryUpstream struct {
 	r    *Router
 	base http.RoundTripper
 }
 
-func (t *retryOnDial) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *retryUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	var op *net.OpError
-	if err == nil || !errors.As(err, &op) || op.Op != "dial" || req.Context().Err() != nil ||
-		(req.Body != nil && req.Body != http.NoBody) {
+	if err == nil || req.Context().Err() != nil || (req.Body != nil && req.Body != http.NoBody) || !retriable(req, err) {
 		return resp, err
 	}
 	t.r.markFailed(req.URL.Host)
@@ -203,6 +206,24 @@ func (t *retryOnDial) RoundTrip(req *http.Request) (*http.Response, error) {
 	retry := req.Clone(req.Context())
 	retry.URL.Host = next
 	return t.base.RoundTrip(retry)
+}
+
+// retriable: see retryUpstream.
+func retriable(req *http.Request, err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	default:
+		return false
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // hostOf strips the port and lowercases.

@@ -105,3 +105,65 @@ func TestNotFoundAndUnavailable(t *testing.T) {
 		t.Errorf("after replacing the table: %d, want 404", code)
 	}
 }
+
+// resetter accepts connections, reads the request and resets the
+// connection without answering: an instance being stopped mid-request.
+func resetter(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 4096))
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // RST, not FIN
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// An idempotent request whose connection is reset before any answer is
+// retried once on another instance; a POST is not (it may have been acted
+// on), and gets 502.
+func TestRetriesResetIdempotentOnly(t *testing.T) {
+	a, bad := backend(t, "a"), resetter(t)
+	r := New()
+	r.SetRoutes(map[string][]string{"web.localhost": {bad, a}})
+	// Round robin starts at bad for one of the first two requests.
+	for i := range 2 {
+		if code, body := get(t, r, "web.localhost"); code != 200 || !strings.HasPrefix(body, "a ") {
+			t.Fatalf("GET %d: %d %q, want 200 from a", i, code, body)
+		}
+	}
+	r2 := New()
+	r2.SetRoutes(map[string][]string{"web.localhost": {bad}})
+	req := httptest.NewRequest("POST", "http://web.localhost/x", strings.NewReader("k=v"))
+	rec := httptest.NewRecorder()
+	r2.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("POST to a resetting upstream: %d, want 502", rec.Code)
+	}
+	r3 := New()
+	r3.SetRoutes(map[string][]string{"web.localhost": {bad, a}})
+	var posts502 int
+	for range 2 {
+		req := httptest.NewRequest("POST", "http://web.localhost/x", strings.NewReader("k=v"))
+		rec := httptest.NewRecorder()
+		r3.ServeHTTP(rec, req)
+		if rec.Code == http.StatusBadGateway {
+			posts502++
+		}
+	}
+	if posts502 != 1 {
+		t.Fatalf("POSTs answered 502: %d of 2, want exactly the one sent to the resetting upstream (no retry)", posts502)
+	}
+}
