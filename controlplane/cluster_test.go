@@ -24,6 +24,36 @@ func smallEnv(name string) *atollv1.CreateEnvironmentRequest {
 	return &atollv1.CreateEnvironmentRequest{Name: name, ResourceQuota: &atollv1.Resources{Cpu: 1, Memory: 1, Storage: 1}}
 }
 
+// createRetrying creates an environment through s as a client would: an
+// UNAVAILABLE answer (a leadership change on a loaded machine; the write may
+// or may not have been applied) is retried for up to 20 s, and a retry that
+// finds the name taken takes the environment the earlier try created.
+func createRetrying(t *testing.T, ctx context.Context, s *controlplane.Server, name string) string {
+	t.Helper()
+	envs := cptest.Envs(t, s)
+	deadline := time.Now().Add(20 * time.Second)
+	retried := false
+	for {
+		e, err := envs.CreateEnvironment(ctx, smallEnv(name))
+		switch {
+		case err == nil:
+			return e.Id
+		case retried && status.Code(err) == codes.AlreadyExists:
+			l, err := envs.ListEnvironments(ctx, &atollv1.ListEnvironmentsRequest{Search: name})
+			for _, e := range l.GetEnvironments() {
+				if e.Name == name {
+					return e.Id
+				}
+			}
+			t.Fatalf("create %s via %s: name taken but not listed: %v", name, s.ID(), err)
+		case status.Code(err) != codes.Unavailable || time.Now().After(deadline):
+			t.Fatalf("create %s via %s: %v", name, s.ID(), err)
+		}
+		retried = true
+		time.Sleep(50 * time.Millisecond) // client backoff between retries
+	}
+}
+
 // requireOnAll checks that every id is in the state of every live server,
 // reading each server's own store (no forwarding).
 func requireOnAll(t *testing.T, c *cptest.Cluster, ids []string) {
@@ -48,11 +78,7 @@ func TestClusterFailoverAndCatchUp(t *testing.T) {
 	// Writes through a follower are forwarded and succeed.
 	var acked []string
 	for i := range 10 {
-		e, err := cptest.Envs(t, followers[0]).CreateEnvironment(ctx, smallEnv(fmt.Sprintf("before-%d", i)))
-		if err != nil {
-			t.Fatalf("create via follower: %v", err)
-		}
-		acked = append(acked, e.Id)
+		acked = append(acked, createRetrying(t, ctx, followers[0], fmt.Sprintf("before-%d", i)))
 	}
 
 	// A writer keeps going through the surviving follower while the leader dies.
