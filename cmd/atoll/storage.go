@@ -281,9 +281,10 @@ func rollingSummary(kind, name string, before, after int64, rolling []string) st
 }
 
 func varsetSet() *command {
-	return leaf("varset set", "NAME KEY=VALUE...", "set (add or change) variables of a set; the apps mounting it roll onto the new values", 2, -1, func(fs *flag.FlagSet) func(*call) error {
+	return leaf("varset set", "NAME [KEY=VALUE...] [--secret KEY=VALUE...]", "set (add or change) variables of a set; the apps mounting it roll onto the new values", 1, -1, func(fs *flag.FlagSet) func(*call) error {
 		env := envFlag(fs)
-		secret := fs.Bool("secret", false, "the values are secrets (masked in every response)")
+		var secrets multiFlag
+		fs.Var(&secrets, "secret", "secret variable KEY=VALUE, masked in every response (repeatable), as in varset create")
 		version := fs.Int64("if-version", 0, "only if the set is at this version (optimistic concurrency)")
 		return func(c *call) error {
 			set := map[string]*atollv1.Variable{}
@@ -292,7 +293,17 @@ func varsetSet() *command {
 				if !ok || k == "" {
 					return usagef("atoll varset set: %q: want KEY=VALUE", kv)
 				}
-				set[k] = &atollv1.Variable{Value: v, Secret: *secret}
+				set[k] = &atollv1.Variable{Value: v}
+			}
+			for _, kv := range secrets {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usagef("atoll varset set: --secret %q: want KEY=VALUE", kv)
+				}
+				set[k] = &atollv1.Variable{Value: v, Secret: true}
+			}
+			if len(set) == 0 {
+				return usagef("atoll varset set: nothing to set: give KEY=VALUE or --secret KEY=VALUE")
 			}
 			envID, err := needEnv(c, *env)
 			if err != nil {

@@ -20,12 +20,15 @@ func TestCLIUpdateVarsetAndFile(t *testing.T) {
 	cli.ok("file", "create", "conf", "--env", "demo", "--text", "one")
 	cli.ok("app", "create", "web", "--env", "demo", "--image", "hello:1", "--cpu", "100m", "--memory", "64Mi", "--varset", "cfg", "--file", "conf:/etc/conf")
 
-	out := cli.ok("varset", "set", "cfg", "GREETING=hello", "API_KEY=s3cret", "--secret", "--env", "demo")
+	out := cli.ok("varset", "set", "cfg", "GREETING=hello", "--secret", "API_KEY=s3cret", "--env", "demo")
 	mustContain(t, "varset set", out, "updated variable set cfg to version 2", "rolling 1 app(s) onto it: web")
 	out = cli.ok("varset", "get", "cfg", "--env", "demo")
-	mustContain(t, "varset get", out, "Version:", "2", "API_KEY", "********", "GREETING")
-	if strings.Contains(out, "s3cret") || strings.Contains(out, "hello") {
+	mustContain(t, "varset get", out, "Version:", "2", "API_KEY", "********", "GREETING", "hello")
+	if strings.Contains(out, "s3cret") {
 		t.Fatalf("varset get shows a secret value:\n%s", out)
+	}
+	if err := cli.fails("varset", "set", "cfg", "--env", "demo"); !strings.Contains(err.Error(), "nothing to set") {
+		t.Fatalf("varset set without variables: %v", err)
 	}
 	mustContain(t, "varset unset", cli.ok("varset", "unset", "cfg", "OLD", "--env", "demo"), "version 3", "web")
 	if err := cli.fails("varset", "unset", "cfg", "OLD", "--env", "demo"); !strings.Contains(err.Error(), "remove[0]") {
