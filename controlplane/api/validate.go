@@ -20,7 +20,7 @@ const (
 	MaxNameLen        = 63
 	MaxDescriptionLen = 1024
 	MaxLabels         = 64
-	MaxVariables      = 256
+	MaxVariables      = fsm.MaxVariables
 	MaxVariableValue  = 4096
 	DefaultPageSize   = 50
 	MaxPageSize       = 100

@@ -221,6 +221,10 @@ func variablesEqual(x, y map[string]*atollv1.Variable) bool {
 	return maps.EqualFunc(x, y, func(a, b *atollv1.Variable) bool { return proto.Equal(a, b) })
 }
 
+// MaxVariables is the most variables a variable set (or an environment's
+// variables) may hold.
+const MaxVariables = 256
+
 func (a *applier) applyUpdateVariableSet(c *atollv1.UpdateVariableSetCmd) (*atollv1.VariableSet, error) {
 	cur := a.tx.VariableSet(c.VariableSetId)
 	if cur == nil || cur.OrgId != a.cmd.OrgId {
@@ -247,6 +251,11 @@ func (a *applier) applyUpdateVariableSet(c *atollv1.UpdateVariableSetCmd) (*atol
 	}
 	for k, v := range c.Variables {
 		vars[k] = &atollv1.Variable{Value: v.GetValue(), Secret: v.GetSecret()}
+	}
+	// Checked here too: two concurrent updates each within the limit on
+	// the API's read could otherwise exceed it together.
+	if len(vars) > MaxVariables {
+		return nil, apierr.InvalidField("set", "at most %d variables (the set would have %d)", MaxVariables, len(vars))
 	}
 	if variablesEqual(vars, cur.Variables) {
 		out := proto.Clone(cur).(*atollv1.VariableSet)

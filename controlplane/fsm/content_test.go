@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -115,6 +116,7 @@ func TestContentUpdateRolls(t *testing.T) {
 		{&atollv1.UpdateVariableSetCmd{VariableSetId: "vset_a", ExpectedVersion: 1, Variables: map[string]*atollv1.Variable{"A": {Value: "1"}}}, codes.Aborted},
 		{&atollv1.UpdateVariableSetCmd{VariableSetId: "vset_a", Remove: []string{"NOPE"}}, codes.InvalidArgument},
 		{&atollv1.UpdateVariableSetCmd{VariableSetId: "vset_zz", Variables: map[string]*atollv1.Variable{"A": {Value: "1"}}}, codes.NotFound},
+		{&atollv1.UpdateVariableSetCmd{VariableSetId: "vset_a", Variables: tooManyVariables()}, codes.InvalidArgument},
 	} {
 		if res := r.try(rcmd(r.org, c.cmd)); status.Code(res.Err) != c.code {
 			t.Fatalf("%v: %v, want %s", c.cmd, res.Err, c.code)
@@ -210,4 +212,13 @@ func TestContentVersionsInSnapshot(t *testing.T) {
 	if v := tx.VariableSetVersion("vset_a", 1); v == nil || v.EnvId != r.env {
 		t.Fatalf("kept version after replays: %v", v)
 	}
+}
+
+// tooManyVariables is one more variable than a set may hold.
+func tooManyVariables() map[string]*atollv1.Variable {
+	m := map[string]*atollv1.Variable{}
+	for i := range fsm.MaxVariables + 1 {
+		m[fmt.Sprintf("V%d", i)] = &atollv1.Variable{Value: "x"}
+	}
+	return m
 }
