@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +61,7 @@ func testConfig(t *testing.T, dataDir string, servers ...string) agent.Config {
 	cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
 	cfg.StatusBatch = 20 * time.Millisecond
 	cfg.StopTimeout = time.Second
+	cfg.ShutdownDelay = 0 // TestShutdownDelay sets one
 	cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return cfg
 }
@@ -673,5 +675,61 @@ func TestPublicPortPublishedWithoutPortsList(t *testing.T) {
 	}
 	if len(info.Ports) != 1 || st.Address != "127.0.0.1:"+itoa(info.Ports[0].HostPort) {
 		t.Fatalf("address %q, container ports %+v", st.Address, info.Ports)
+	}
+}
+
+// stopRecorder notes when each container was first asked to stop.
+type stopRecorder struct {
+	*fake.Fake
+	mu    sync.Mutex
+	stops map[string]time.Time
+}
+
+func (r *stopRecorder) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	r.mu.Lock()
+	if _, ok := r.stops[id]; !ok {
+		r.stops[id] = time.Now()
+	}
+	r.mu.Unlock()
+	return r.Fake.Stop(ctx, id, timeout)
+}
+
+func (r *stopRecorder) stoppedAt(id string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stops[id]
+}
+
+// An instance that routers send requests to keeps running for
+// ShutdownDelay after it is told to stop (the routers drop it in the same
+// message), both when it is stopped and when it is removed; then it stops.
+func TestShutdownDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	srv := agenttest.New(t)
+	srv.SetAssignments(assignment("i1"), assignment("i2"))
+	rec := &stopRecorder{Fake: newFake(), stops: map[string]time.Time{}}
+	cfg := testConfig(t, t.TempDir(), srv.Addr)
+	cfg.ShutdownDelay = delay
+	start(t, cfg, rec)
+	for _, id := range []string{"i1", "i2"} {
+		if st := srv.AwaitStatus(t, wait, id, "running", running); st.Address == "" {
+			t.Fatalf("%s runs without a routed address: %v", id, st)
+		}
+	}
+	off := assignment("i1")
+	off.Running = false
+	asked := time.Now()
+	srv.Upsert(off)
+	srv.Remove("i2")
+	srv.AwaitStatus(t, wait, "i1", "stopped", stopped)
+	awaitGone(t, rec.Fake, "atoll-i2")
+	for _, id := range []string{"atoll-i1", "atoll-i2"} {
+		at := rec.stoppedAt(id)
+		if at.IsZero() {
+			t.Fatalf("%s was never stopped", id)
+		}
+		if d := at.Sub(asked); d < delay {
+			t.Errorf("%s stopped %v after it was told to, before the shutdown delay %v", id, d, delay)
+		}
 	}
 }

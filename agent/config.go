@@ -69,6 +69,11 @@ type Config struct {
 	ImageRetry         time.Duration // retry of an image that could not be found
 	PollInterval       time.Duration // how often container states are listed
 	StopTimeout        time.Duration // SIGTERM grace period
+	// ShutdownDelay: how long an instance that routers send requests to
+	// keeps running after it was told to stop, before SIGTERM. The control
+	// plane takes it out of every router's table in the same message, so
+	// requests stop arriving before the app shuts down (0: stop at once).
+	ShutdownDelay time.Duration
 	StatusBatch        time.Duration // delay after the first status change
 	DefaultHeartbeat   time.Duration // until the server sets one
 	DefaultUsagePeriod time.Duration // until the server sets one
@@ -100,6 +105,7 @@ func DefaultConfig() Config {
 		ImageRetry:         30 * time.Second,
 		PollInterval:       time.Second,
 		StopTimeout:        10 * time.Second,
+		ShutdownDelay:      time.Second,
 		StatusBatch:        100 * time.Millisecond,
 		DefaultHeartbeat:   5 * time.Second,
 		DefaultUsagePeriod: 10 * time.Second,
@@ -169,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.StopTimeout < 0 {
 		bad("StopTimeout %v must not be negative", c.StopTimeout)
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
+		bad("ShutdownDelay %v must be between 0 and 5m", c.ShutdownDelay)
 	}
 	if c.BackoffMax < c.BackoffMin {
 		bad("BackoffMax %v is below BackoffMin %v", c.BackoffMax, c.BackoffMin)

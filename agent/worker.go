@@ -72,6 +72,7 @@ type worker struct {
 	imageRetryAt time.Time
 	storageHold  bool
 	holdUntil    time.Time
+	drainUntil   time.Time // see drainDelay
 }
 
 func newWorker(a *Agent, as *atollv1.Assignment, after <-chan struct{}) *worker {
@@ -142,7 +143,9 @@ func (w *worker) run(ctx context.Context) {
 		var wait time.Duration
 		start := time.Now()
 		if retired {
-			if err := w.teardown(ctx); err == nil {
+			if d := w.drainDelay(start); d > 0 {
+				wait = d
+			} else if err := w.teardown(ctx); err == nil {
 				w.a.forget(w.id)
 				log.Info("instance removed")
 				return
@@ -180,6 +183,22 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
+// drainDelay is how long to wait before stopping the container of an
+// instance that is to stop: one that routers send requests to (running,
+// with a routed address) first leaves their tables, which the control
+// plane changes in the same message as this stop, and serves what is in
+// flight for cfg.ShutdownDelay; then SIGTERM. 0: stop now.
+func (w *worker) drainDelay(now time.Time) time.Duration {
+	if w.a.cfg.ShutdownDelay <= 0 || w.state != atollv1.InstanceState_INSTANCE_RUNNING || w.address == "" {
+		return 0
+	}
+	if w.drainUntil.IsZero() {
+		w.drainUntil = now.Add(w.a.cfg.ShutdownDelay)
+		w.a.log.Debug("instance leaves the routers; stopping after the shutdown delay", "instance", w.id, "delay", w.a.cfg.ShutdownDelay)
+	}
+	return max(w.drainUntil.Sub(now), 0)
+}
+
 // again asks the loop to run reconcile once more at once.
 const again = time.Duration(-1)
 
@@ -189,8 +208,12 @@ func (w *worker) reconcile(ctx context.Context, spec *atollv1.Assignment, storag
 	a := w.a
 	now := time.Now()
 	if !spec.Running {
+		if d := w.drainDelay(now); d > 0 {
+			return d
+		}
 		return w.ensureStopped(ctx)
 	}
+	w.drainUntil = time.Time{} // wanted running again: no drain pending
 	if storageMsg != "" {
 		if err := w.stopContainer(ctx); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			return w.fail(fmt.Sprintf("stop after %s: %v", storageMsg, err))

@@ -47,6 +47,8 @@ func runAgentCmd(ctx context.Context, env *cliEnv, args []string) error {
 	rmem := fs.String("reserve-memory", "256Mi", "memory kept for the host")
 	rstorage := fs.String("reserve-storage", "1Gi", "storage kept for the host")
 	fs.StringVar(&cfg.StorageRoot, "storage-root", "", "directory whose file system is measured for storage (default /var/lib/docker)")
+	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", cfg.ShutdownDelay, "how long an instance with a public endpoint keeps serving after it is told to stop (the routers drop it first), before SIGTERM")
+	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", cfg.StopTimeout, "how long a container gets between SIGTERM and SIGKILL")
 	var labels multiFlag
 	fs.Var(&labels, "label", "node label key=value (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
