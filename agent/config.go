@@ -61,19 +61,19 @@ type Config struct {
 	ContainerLabels map[string]string
 
 	// Timing.
-	RPCTimeout         time.Duration // dial + registration, and every unary call
-	BackoffMin         time.Duration // session rebuild backoff, doubling with jitter
-	BackoffMax         time.Duration
-	RestartBackoffMin  time.Duration // restart of an exited container, doubling
-	RestartBackoffMax  time.Duration
-	ImageRetry         time.Duration // retry of an image that could not be found
-	PollInterval       time.Duration // how often container states are listed
-	StopTimeout        time.Duration // SIGTERM grace period
+	RPCTimeout        time.Duration // dial + registration, and every unary call
+	BackoffMin        time.Duration // session rebuild backoff, doubling with jitter
+	BackoffMax        time.Duration
+	RestartBackoffMin time.Duration // restart of an exited container, doubling
+	RestartBackoffMax time.Duration
+	ImageRetry        time.Duration // retry of an image that could not be found
+	PollInterval      time.Duration // how often container states are listed
+	StopTimeout       time.Duration // SIGTERM grace period
 	// ShutdownDelay: how long an instance that routers send requests to
 	// keeps running after it was told to stop, before SIGTERM. The control
 	// plane takes it out of every router's table in the same message, so
 	// requests stop arriving before the app shuts down (0: stop at once).
-	ShutdownDelay time.Duration
+	ShutdownDelay      time.Duration
 	StatusBatch        time.Duration // delay after the first status change
 	DefaultHeartbeat   time.Duration // until the server sets one
 	DefaultUsagePeriod time.Duration // until the server sets one
