@@ -27,6 +27,20 @@ import (
 // google.api.http options of the registered services.
 var restBodies = sync.OnceValue(func() map[string]string {
 	out := map[string]string{}
+	forEachHTTPRule(func(m protoreflect.MethodDescriptor, r *annotations.HttpRule) {
+		if r.Body == "" || r.Body == "*" {
+			return
+		}
+		if f := m.Input().Fields().ByName(protoreflect.Name(r.Body)); f != nil {
+			out["/"+string(m.Parent().FullName())+"/"+string(m.Name())+" "+rulePath(r)] = f.JSONName()
+		}
+	})
+	return out
+})
+
+// forEachHTTPRule calls fn with every google.api.http rule (additional
+// bindings too) of every method of the registered atoll.v1 services.
+func forEachHTTPRule(fn func(m protoreflect.MethodDescriptor, r *annotations.HttpRule)) {
 	protoregistry.GlobalFiles.RangeFilesByPackage("atoll.v1", func(fd protoreflect.FileDescriptor) bool {
 		for i := 0; i < fd.Services().Len(); i++ {
 			svc := fd.Services().Get(i)
@@ -36,21 +50,14 @@ var restBodies = sync.OnceValue(func() map[string]string {
 				if rule == nil {
 					continue
 				}
-				name := "/" + string(svc.FullName()) + "/" + string(m.Name())
 				for _, r := range append([]*annotations.HttpRule{rule}, rule.AdditionalBindings...) {
-					if r.Body == "" || r.Body == "*" {
-						continue
-					}
-					if f := m.Input().Fields().ByName(protoreflect.Name(r.Body)); f != nil {
-						out[name+" "+rulePath(r)] = f.JSONName()
-					}
+					fn(m, r)
 				}
 			}
 		}
 		return true
 	})
-	return out
-})
+}
 
 func rulePath(r *annotations.HttpRule) string {
 	switch p := r.Pattern.(type) {
@@ -109,23 +116,10 @@ func bodyRelative(ctx context.Context, err error) error {
 // route at all, so without this check ?anything would be ignored silently.
 var restQueryless = sync.OnceValue(func() map[string]bool {
 	out := map[string]bool{}
-	protoregistry.GlobalFiles.RangeFilesByPackage("atoll.v1", func(fd protoreflect.FileDescriptor) bool {
-		for i := 0; i < fd.Services().Len(); i++ {
-			svc := fd.Services().Get(i)
-			for j := 0; j < svc.Methods().Len(); j++ {
-				m := svc.Methods().Get(j)
-				rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
-				if rule == nil {
-					continue
-				}
-				for _, r := range append([]*annotations.HttpRule{rule}, rule.AdditionalBindings...) {
-					if method, path := ruleMethod(r), rulePath(r); method != "" && !takesQuery(m.Input(), r.Body, path) {
-						out[method+" "+gatewayPattern(path)] = true
-					}
-				}
-			}
+	forEachHTTPRule(func(m protoreflect.MethodDescriptor, r *annotations.HttpRule) {
+		if method, path := ruleMethod(r), rulePath(r); method != "" && !takesQuery(m.Input(), r.Body, path) {
+			out[method+" "+gatewayPattern(path)] = true
 		}
-		return true
 	})
 	return out
 })
