@@ -260,21 +260,7 @@ func (a *applier) applyUpdateApp(c *atollv1.UpdateAppCmd) (*atollv1.App, error) 
 	// Immutable and bookkeeping fields come from the current version.
 	next.EnvIdRef, next.OrgId, next.CompanyIdRef = cur.EnvIdRef, cur.OrgId, cur.CompanyIdRef
 	next.CreateIndex, next.CreatedAt, next.CreatedBy = cur.CreateIndex, cur.CreatedAt, cur.CreatedBy
-	next.Version, next.ModifyIndex, next.UpdatedAt, next.ModifiedBy = cur.Version+1, a.index, a.ts(), a.cmd.Actor
-	a.stampMounts(next) // the current content of its variable sets and files
-	// A new container spec rolls the instances (rollout.go); the spec the
-	// running ones were placed for is kept until the last of them stops.
-	next.SpecVersion = a.nextSpecVersion(cur, next)
-	if next.SpecVersion != SpecVersion(cur) && len(a.tx.AppInstances(cur.Id)) > 0 {
-		if err := a.keepSpec(cur); err != nil {
-			return nil, err
-		}
-	}
-	if err := a.tx.Insert(state.TableApps, next); err != nil {
-		return nil, err
-	}
-	a.touchApp(next.Id)
-	if err := a.event("app.updated", "app", next.Id, next.OrgId, env.ProjectId, nil); err != nil {
+	if err := a.saveAppVersion(cur, next, env.ProjectId); err != nil {
 		return nil, err
 	}
 	if err := a.renameDeployment(env.Id, cur.Name, next.Name); err != nil { // releases.go
@@ -360,4 +346,24 @@ func (a *applier) applyReconcileEnvironment(c *atollv1.ReconcileEnvironmentCmd) 
 		return nil, err
 	}
 	return a.tx.Environment(env.Id), nil
+}
+
+// saveAppVersion stores next as the version after cur: bookkeeping, the
+// current content of its variable sets and files, and its spec version. A
+// new container spec rolls the instances (rollout.go); the spec the running
+// ones were placed for is kept until the last of them stops.
+func (a *applier) saveAppVersion(cur, next *atollv1.App, projectID string) error {
+	next.Version, next.ModifyIndex, next.UpdatedAt, next.ModifiedBy = cur.Version+1, a.index, a.ts(), a.cmd.Actor
+	a.stampMounts(next)
+	next.SpecVersion = a.nextSpecVersion(cur, next)
+	if next.SpecVersion != SpecVersion(cur) && len(a.tx.AppInstances(cur.Id)) > 0 {
+		if err := a.keepSpec(cur); err != nil {
+			return err
+		}
+	}
+	if err := a.tx.Insert(state.TableApps, next); err != nil {
+		return err
+	}
+	a.touchApp(next.Id)
+	return a.event("app.updated", "app", next.Id, next.OrgId, projectID, nil)
 }

@@ -123,19 +123,7 @@ func (a *applier) rollMounting(env *atollv1.Environment, uses func(*atollv1.App)
 	var rolled []string
 	for _, cur := range apps {
 		next := proto.Clone(cur).(*atollv1.App)
-		a.stampMounts(next)
-		next.Version, next.ModifyIndex, next.UpdatedAt, next.ModifiedBy = cur.Version+1, a.index, a.ts(), a.cmd.Actor
-		next.SpecVersion = a.nextSpecVersion(cur, next)
-		if next.SpecVersion != SpecVersion(cur) && len(a.tx.AppInstances(cur.Id)) > 0 {
-			if err := a.keepSpec(cur); err != nil {
-				return nil, err
-			}
-		}
-		if err := a.tx.Insert(state.TableApps, next); err != nil {
-			return nil, err
-		}
-		a.touchApp(next.Id)
-		if err := a.event("app.updated", "app", next.Id, next.OrgId, env.ProjectId, nil); err != nil {
+		if err := a.saveAppVersion(cur, next, env.ProjectId); err != nil {
 			return nil, err
 		}
 		if AppActive(next) {
