@@ -191,7 +191,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	out = cli.ok("env", "usage", "demo")
-	mustContain(t, "env usage", out, "RESOURCE", "QUOTA", "AVAILABLE", "UTIL", "1500m", "1024MB", "10240MB")
+	mustContain(t, "env usage", out, "RESOURCE", "QUOTA", "AVAILABLE", "UTIL", "MEASURED", "1500m", "1024MB", "10240MB")
 
 	var hist struct {
 		Versions []struct {

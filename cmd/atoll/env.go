@@ -436,11 +436,18 @@ func envUsage() *command {
 				return err
 			}
 			return c.print(u, func(w io.Writer) {
-				q, used, av, p := u.GetQuota(), u.GetUsed(), u.GetAvailable(), u.GetUtilizationPercent()
-				table(w, []string{"RESOURCE", "QUOTA", "USED", "AVAILABLE", "UTIL"}, [][]string{
-					{"cpu", fmtCPU(q.GetCpu()), fmtCPU(used.GetCpu()), fmtCPU(av.GetCpu()), fmt.Sprintf("%.0f%%", p.GetCpu())},
-					{"memory", fmtMB(q.GetMemory()), fmtMB(used.GetMemory()), fmtMB(av.GetMemory()), fmt.Sprintf("%.0f%%", p.GetMemory())},
-					{"storage", fmtMB(q.GetStorage()), fmtMB(used.GetStorage()), fmtMB(av.GetStorage()), fmt.Sprintf("%.0f%%", p.GetStorage())},
+				q, used, av, p, m := u.GetQuota(), u.GetUsed(), u.GetAvailable(), u.GetUtilizationPercent(), u.GetMeasured()
+				// MEASURED is the live usage the agents report ("-" before any report).
+				measured := func(f func(int32) string, v int32) string {
+					if m == nil {
+						return "-"
+					}
+					return f(v)
+				}
+				table(w, []string{"RESOURCE", "QUOTA", "USED", "AVAILABLE", "UTIL", "MEASURED"}, [][]string{
+					{"cpu", fmtCPU(q.GetCpu()), fmtCPU(used.GetCpu()), fmtCPU(av.GetCpu()), fmt.Sprintf("%.0f%%", p.GetCpu()), measured(fmtCPU, m.GetCpu())},
+					{"memory", fmtMB(q.GetMemory()), fmtMB(used.GetMemory()), fmtMB(av.GetMemory()), fmt.Sprintf("%.0f%%", p.GetMemory()), measured(fmtMB, m.GetMemory())},
+					{"storage", fmtMB(q.GetStorage()), fmtMB(used.GetStorage()), fmtMB(av.GetStorage()), fmt.Sprintf("%.0f%%", p.GetStorage()), measured(fmtMB, m.GetStorage())},
 				})
 			})
 		}
