@@ -148,75 +148,14 @@ func (a *logAgent) write(t *testing.T, instanceID string, lines ...string) {
 	}
 }
 
-// logReader reads a log stream in the background.
-type logReader struct {
-	lines chan *atollv1.LogLine
-	done  chan error
-	all   []*atollv1.LogLine // what until and end consumed
-}
-
-func readLogs(t *testing.T, conn *grpc.ClientConn, ctx context.Context, req *atollv1.GetAppLogsRequest) *logReader {
+// readLogs reads a GetAppLogs stream in the background.
+func readLogs(t *testing.T, conn *grpc.ClientConn, ctx context.Context, req *atollv1.GetAppLogsRequest) *cptest.Stream[*atollv1.LogLine] {
 	t.Helper()
 	stream, err := atollv1.NewAppServiceClient(conn).GetAppLogs(ctx, req)
 	if err != nil {
 		t.Fatalf("GetAppLogs: %v", err)
 	}
-	r := &logReader{lines: make(chan *atollv1.LogLine, 100000), done: make(chan error, 1)}
-	go func() {
-		for {
-			l, err := stream.Recv()
-			if err != nil {
-				if err == io.EOF {
-					err = nil
-				}
-				r.done <- err
-				return
-			}
-			r.lines <- l
-		}
-	}()
-	return r
-}
-
-// until reads until a line satisfies stop and returns every line read so
-// far; it fails the test if the stream ends first or nothing matches in time.
-func (r *logReader) until(t *testing.T, timeout time.Duration, what string, stop func(*atollv1.LogLine) bool) []*atollv1.LogLine {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case l := <-r.lines:
-			r.all = append(r.all, l)
-			if stop(l) {
-				return r.all
-			}
-		case err := <-r.done:
-			t.Fatalf("waiting for %s: stream ended (%v) after %s", what, err, describe(r.all))
-		case <-deadline.C:
-			t.Fatalf("no %s within %v; got %s", what, timeout, describe(r.all))
-		}
-	}
-}
-
-// end waits for the stream's end and returns every line and its error.
-func (r *logReader) end(t *testing.T, timeout time.Duration) ([]*atollv1.LogLine, error) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case l := <-r.lines:
-			r.all = append(r.all, l)
-		case err := <-r.done:
-			for len(r.lines) > 0 {
-				r.all = append(r.all, <-r.lines)
-			}
-			return r.all, err
-		case <-deadline.C:
-			t.Fatalf("the log stream did not end within %v; got %s", timeout, describe(r.all))
-		}
-	}
+	return cptest.ReadStream(stream.Recv, describe)
 }
 
 func describe(ls []*atollv1.LogLine) string {
@@ -295,14 +234,14 @@ func TestAppLogsFollowBoundary(t *testing.T) {
 		}
 	}()
 	r := readLogs(t, conn, ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, Lines: 5, Follow: true})
-	r.until(t, 20*time.Second, "a line written after the call started", func(l *atollv1.LogLine) bool {
+	r.Until(t, 20*time.Second, "a line written after the call started", func(l *atollv1.LogLine) bool {
 		return strings.HasPrefix(l.Message, "new ") && l.Message != "new 0"
 	})
 	close(stopWriter)
 	written = append(written, <-writerDone...)
 	a.write(t, inst, "the end")
 	written = append(written, "the end")
-	got := r.until(t, 20*time.Second, "the last line", is("the end"))
+	got := r.Until(t, 20*time.Second, "the last line", is("the end"))
 	if n := messages(got, true); len(n) > 0 {
 		t.Fatalf("notices in a healthy stream: %q", n)
 	}
@@ -339,11 +278,11 @@ func TestAppLogsFollowOnlyNewLines(t *testing.T) {
 			mine = append(mine, l)
 		}
 	}()
-	r.until(t, 20*time.Second, "a new line", func(l *atollv1.LogLine) bool { return strings.HasPrefix(l.Message, "new ") })
+	r.Until(t, 20*time.Second, "a new line", func(l *atollv1.LogLine) bool { return strings.HasPrefix(l.Message, "new ") })
 	close(stopWriter)
 	written := append(<-writerDone, "the end")
 	a.write(t, ids[0], "the end")
-	got := messages(r.until(t, 20*time.Second, "the last line", is("the end")), false)
+	got := messages(r.Until(t, 20*time.Second, "the last line", is("the end")), false)
 	for _, m := range got {
 		if strings.HasPrefix(m, "old") {
 			t.Fatalf("lines 0 with follow sent history: %q", got)
@@ -353,7 +292,7 @@ func TestAppLogsFollowOnlyNewLines(t *testing.T) {
 
 	// Lines 0 without follow is the default (100), over REST too.
 	r2 := readLogs(t, conn, f.ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Id})
-	hist, err := r2.end(t, 20*time.Second)
+	hist, err := r2.End(t, 20*time.Second)
 	if err != nil || len(hist) != 2+len(written) {
 		t.Fatalf("logs without follow: %v, %s", err, describe(hist))
 	}
@@ -368,12 +307,12 @@ func TestAppLogsFollowAgentStops(t *testing.T) {
 	a.write(t, ids[0], "before")
 	leader := f.c.WaitLeader()
 	r := readLogs(t, cptest.Conn(t, leader), f.ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, Follow: true, Lines: 10})
-	r.until(t, 20*time.Second, "the history", is("before"))
+	r.Until(t, 20*time.Second, "the history", is("before"))
 	rest := restLogs(t, leader, f.c.AdminToken, "/v1/environments/"+f.env.Id+"/apps/web/logs?follow=true&lines=10")
 	rest.until(t, 20*time.Second, "the history over REST", `"before"`)
 
 	a.stop()
-	got, err := r.end(t, 15*time.Second)
+	got, err := r.End(t, 15*time.Second)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "logs of instance "+ids[0]+" on node host-1") ||
 		!strings.Contains(err.Error(), "retry") {
 		t.Fatalf("stream ended with %v after %s, want UNAVAILABLE naming the instance and node", err, describe(got))
@@ -405,12 +344,12 @@ func TestAppLogsFollowerLeaderDies(t *testing.T) {
 	leader := f.c.WaitLeader()
 	follower := f.c.Followers()[0]
 	r := readLogs(t, cptest.Conn(t, follower), f.ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, Follow: true, Lines: 10})
-	r.until(t, 20*time.Second, "the history", is("before"))
+	r.Until(t, 20*time.Second, "the history", is("before"))
 	a.write(t, ids[0], "followed")
-	r.until(t, 20*time.Second, "a followed line", is("followed"))
+	r.Until(t, 20*time.Second, "a followed line", is("followed"))
 
 	f.c.Kill(f.c.Index(leader))
-	got, err := r.end(t, 15*time.Second)
+	got, err := r.End(t, 15*time.Second)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "retry") {
 		t.Fatalf("stream ended with %v after %s, want UNAVAILABLE", err, describe(got))
 	}
@@ -452,9 +391,9 @@ func TestAppLogsFollowRestart(t *testing.T) {
 	a.write(t, old, "old instance")
 	conn := cptest.Conn(t, f.c.WaitLeader())
 	whole := readLogs(t, conn, f.ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, Follow: true, Lines: 10})
-	whole.until(t, 20*time.Second, "the history", is("old instance"))
+	whole.Until(t, 20*time.Second, "the history", is("old instance"))
 	one := readLogs(t, conn, f.ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, InstanceId: old, Follow: true, Lines: 10})
-	one.until(t, 20*time.Second, "the instance's history", is("old instance"))
+	one.Until(t, 20*time.Second, "the instance's history", is("old instance"))
 
 	if _, err := f.apps.RestartApp(f.ctx, &atollv1.RestartAppRequest{EnvId: f.env.Id, AppId: app.Id}); err != nil {
 		t.Fatalf("restart: %v", err)
@@ -470,12 +409,12 @@ func TestAppLogsFollowRestart(t *testing.T) {
 		return false
 	})
 	a.write(t, repl, "new instance")
-	got := whole.until(t, 20*time.Second, "the new instance's line", is("new instance"))
+	got := whole.Until(t, 20*time.Second, "the new instance's line", is("new instance"))
 	if m := messages(got, false); strings.Join(m, "|") != "old instance|new instance" {
 		t.Fatalf("whole-app follow: %s", describe(got))
 	}
 	// The one-instance follow ends, saying why.
-	got, err := one.end(t, 20*time.Second)
+	got, err := one.End(t, 20*time.Second)
 	if err != nil {
 		t.Fatalf("one-instance follow ended with %v", err)
 	}
@@ -499,7 +438,7 @@ func TestAppLogsNotFound(t *testing.T) {
 		{&atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, InstanceId: "inst_nope", Follow: true}, "inst_nope",
 			[]string{`instance "inst_nope" not found in app "web"`}},
 	} {
-		_, err := readLogs(t, conn, f.ctx, tc.req).end(t, 10*time.Second)
+		_, err := readLogs(t, conn, f.ctx, tc.req).End(t, 10*time.Second)
 		if status.Code(err) != codes.NotFound {
 			t.Fatalf("%v: %v, want NOT_FOUND", tc.req, err)
 		}
@@ -604,29 +543,29 @@ func TestAppLogsFollowPartialFailure(t *testing.T) {
 	f.waitSettled(t, app.Id, 2)
 	ins := f.snap().AppInstances(app.Id)
 	if ins[0].NodeId == ins[1].NodeId {
-		t.Skipf("both replicas on node %s", ins[0].NodeId)
+		t.Fatalf("both replicas on node %s: 3 CPUs each cannot share a 4-CPU node", ins[0].NodeId)
 	}
 	first, second := agents[ins[0].NodeId], agents[ins[1].NodeId]
 	first.write(t, ins[0].Id, "one")
 	second.write(t, ins[1].Id, "two")
 	r := readLogs(t, cptest.Conn(t, f.c.WaitLeader()), f.ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, Follow: true, Lines: 10})
-	r.until(t, 20*time.Second, "the history", func(*atollv1.LogLine) bool { return len(messages(r.all, false)) == 1 })
-	r.until(t, 20*time.Second, "the history", func(*atollv1.LogLine) bool { return true })
-	if m := strings.Join(messages(r.all, false), "|"); m != "one|two" {
-		t.Fatalf("history: %s", describe(r.all))
+	r.Until(t, 20*time.Second, "the history", func(*atollv1.LogLine) bool { return len(messages(r.All(), false)) == 1 })
+	r.Until(t, 20*time.Second, "the history", func(*atollv1.LogLine) bool { return true })
+	if m := strings.Join(messages(r.All(), false), "|"); m != "one|two" {
+		t.Fatalf("history: %s", describe(r.All()))
 	}
 
 	first.stop()
-	got := r.until(t, 15*time.Second, "a notice", func(l *atollv1.LogLine) bool { return l.Stream == api.NoticeStream })
+	got := r.Until(t, 15*time.Second, "a notice", func(l *atollv1.LogLine) bool { return l.Stream == api.NoticeStream })
 	if n := got[len(got)-1]; n.InstanceId != ins[0].Id || !strings.Contains(n.Message, "logs of instance "+ins[0].Id) ||
 		!strings.Contains(n.Message, "keep streaming") {
 		t.Fatalf("notice: %v", n)
 	}
 	second.write(t, ins[1].Id, "still here")
-	r.until(t, 15*time.Second, "the other instance's line", is("still here"))
+	r.Until(t, 15*time.Second, "the other instance's line", is("still here"))
 
 	second.stop()
-	_, err := r.end(t, 15*time.Second)
+	_, err := r.End(t, 15*time.Second)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), ins[0].Id) || !strings.Contains(err.Error(), ins[1].Id) {
 		t.Fatalf("stream ended with %v, want UNAVAILABLE naming both instances", err)
 	}

@@ -18,12 +18,11 @@ import (
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
-// lineStream reads a log stream (gRPC or REST) in the background.
-type lineStream struct {
-	lines chan string
-	done  chan error
-	all   []string
-}
+// lineStream reads a log stream (gRPC or REST) in the background, a line
+// at a time ("<stream> <message>" for gRPC, the raw JSON line for REST).
+type lineStream = cptest.Stream[string]
+
+func showLines(ls []string) string { return fmt.Sprintf("%q", ls) }
 
 func grpcLogs(h *host, ctx context.Context, req *atollv1.GetAppLogsRequest) *lineStream {
 	h.t.Helper()
@@ -32,21 +31,13 @@ func grpcLogs(h *host, ctx context.Context, req *atollv1.GetAppLogsRequest) *lin
 	if err != nil {
 		h.t.Fatalf("GetAppLogs: %v", err)
 	}
-	s := &lineStream{lines: make(chan string, 100000), done: make(chan error, 1)}
-	go func() {
-		for {
-			l, err := stream.Recv()
-			if err != nil {
-				if err == io.EOF {
-					err = nil
-				}
-				s.done <- err
-				return
-			}
-			s.lines <- l.Stream + " " + l.Message
+	return cptest.ReadStream(func() (string, error) {
+		l, err := stream.Recv()
+		if err != nil {
+			return "", err
 		}
-	}()
-	return s
+		return l.Stream + " " + l.Message, nil
+	}, showLines)
 }
 
 func restLogs(h *host, ctx context.Context, path string) *lineStream {
@@ -62,56 +53,23 @@ func restLogs(h *host, ctx context.Context, path string) *lineStream {
 		resp.Body.Close()
 		h.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
-	s := &lineStream{lines: make(chan string, 100000), done: make(chan error, 1)}
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			s.lines <- sc.Text()
+	h.t.Cleanup(func() { resp.Body.Close() })
+	sc := bufio.NewScanner(resp.Body)
+	return cptest.ReadStream(func() (string, error) {
+		if sc.Scan() {
+			return sc.Text(), nil
 		}
-		s.done <- sc.Err()
-	}()
-	return s
+		if err := sc.Err(); err != nil {
+			return "", err
+		}
+		return "", io.EOF
+	}, showLines)
 }
 
 // until reads until a line contains substr; the stream must not end first.
-func (s *lineStream) until(t *testing.T, timeout time.Duration, substr string) {
+func until(t *testing.T, s *lineStream, timeout time.Duration, substr string) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case l := <-s.lines:
-			s.all = append(s.all, l)
-			if strings.Contains(l, substr) {
-				return
-			}
-		case err := <-s.done:
-			t.Fatalf("waiting for %q: the stream ended (%v) after %q", substr, err, s.all)
-		case <-deadline.C:
-			t.Fatalf("no line with %q within %v; got %q", substr, timeout, s.all)
-		}
-	}
-}
-
-// end awaits the stream's end (bounded) and returns its error.
-func (s *lineStream) end(t *testing.T, timeout time.Duration) error {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case l := <-s.lines:
-			s.all = append(s.all, l)
-		case err := <-s.done:
-			for len(s.lines) > 0 {
-				s.all = append(s.all, <-s.lines)
-			}
-			return err
-		case <-deadline.C:
-			t.Fatalf("the log stream did not end within %v; got %q", timeout, s.all)
-		}
-	}
+	s.Until(t, timeout, fmt.Sprintf("a line with %q", substr), func(l string) bool { return strings.Contains(l, substr) })
 }
 
 // requests are the app's request log lines for paths starting with prefix.
@@ -185,19 +143,19 @@ func TestLogsFollowDocker(t *testing.T) {
 	defer cancel()
 	stop := writer(h, host, "w")
 	f := grpcLogs(h, ctx, &atollv1.GetAppLogsRequest{EnvId: envID, AppId: "web", Lines: 5, Follow: true})
-	f.until(t, 30*time.Second, "request GET /?w=")
-	f.until(t, 30*time.Second, "request GET /?w=")
+	until(t, f, 30*time.Second, "request GET /?w=")
+	until(t, f, 30*time.Second, "request GET /?w=")
 	more := stop()
 	if code, _ := h.viaRouter(host, "/?w=end"); code != 200 {
 		t.Fatal("last request failed")
 	}
-	f.until(t, 30*time.Second, "request GET /?w=end")
+	until(t, f, 30*time.Second, "request GET /?w=end")
 	cancel()
-	wantTail(t, "follow across the boundary", requests(f.all, "/?w="), append(more, "/?w=end"), 2)
-	if len(requests(f.all, "/?n=")) > 5 {
-		t.Fatalf("history of more than 5 lines: %q", f.all)
+	wantTail(t, "follow across the boundary", requests(f.All(), "/?w="), append(more, "/?w=end"), 2)
+	if len(requests(f.All(), "/?n=")) > 5 {
+		t.Fatalf("history of more than 5 lines: %q", f.All())
 	}
-	for _, l := range f.all {
+	for _, l := range f.All() {
 		if strings.HasPrefix(l, "atoll ") {
 			t.Fatalf("notice in a healthy stream: %q", l)
 		}
@@ -210,32 +168,32 @@ func TestLogsFollowDocker(t *testing.T) {
 	rctx, rcancel := context.WithCancel(context.Background())
 	defer rcancel()
 	r := restLogs(h, rctx, "/v1/environments/"+envID+"/apps/web/logs?follow=true&lines=0")
-	g.until(t, 30*time.Second, "request GET /?m=")
-	r.until(t, 30*time.Second, "request GET /?m=")
+	until(t, g, 30*time.Second, "request GET /?m=")
+	until(t, r, 30*time.Second, "request GET /?m=")
 	more = stop()
 	if code, _ := h.viaRouter(host, "/?m=end"); code != 200 {
 		t.Fatal("last request failed")
 	}
-	g.until(t, 30*time.Second, "request GET /?m=end")
-	r.until(t, 30*time.Second, "request GET /?m=end")
+	until(t, g, 30*time.Second, "request GET /?m=end")
+	until(t, r, 30*time.Second, "request GET /?m=end")
 	for name, s := range map[string]*lineStream{"gRPC": g, "REST": r} {
-		if old := append(requests(s.all, "/?n="), requests(s.all, "/?w=")...); len(old) > 0 {
+		if old := append(requests(s.All(), "/?n="), requests(s.All(), "/?w=")...); len(old) > 0 {
 			t.Fatalf("%s: lines 0 with follow sent old lines %q", name, old)
 		}
-		wantTail(t, name+" lines 0 with follow", requests(s.all, "/?m="), append(more, "/?m=end"), 2)
+		wantTail(t, name+" lines 0 with follow", requests(s.All(), "/?m="), append(more, "/?m=end"), 2)
 	}
 
 	// The agent goes away: both streams end with an error naming the
 	// instance and its node, within a bound.
 	h.stopAgent()
-	err := g.end(t, 20*time.Second)
+	_, err := g.End(t, 20*time.Second)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "logs of instance") ||
 		!strings.Contains(err.Error(), "on node it-host") || !strings.Contains(err.Error(), "retry") {
 		t.Fatalf("gRPC follow ended with %v, want UNAVAILABLE naming the instance and node", err)
 	}
-	r.end(t, 20*time.Second)
-	if last := r.all[len(r.all)-1]; !strings.Contains(last, `"error"`) || !strings.Contains(last, "logs of instance") {
-		t.Fatalf("REST follow ended without the error: %q", r.all[max(0, len(r.all)-3):])
+	_, _ = r.End(t, 20*time.Second)
+	if last := r.All()[len(r.All())-1]; !strings.Contains(last, `"error"`) || !strings.Contains(last, "logs of instance") {
+		t.Fatalf("REST follow ended without the error: %q", r.All()[max(0, len(r.All())-3):])
 	}
 	t.Logf("follow ended with: %v", err)
 }
