@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -17,12 +18,14 @@ import (
 	"time"
 )
 
-// Files are the paths of the generated PEM files.
+// Files are the paths of the generated PEM files. CAKey is the CA's key
+// (for Reissue).
 type Files struct {
-	CA, Cert, Key string
+	CA, Cert, Key, CAKey string
 }
 
-// Generate writes ca.pem, cert.pem and key.pem into a temp dir of t.
+// Generate writes ca.pem, ca-key.pem, cert.pem (serial 2) and key.pem into
+// a temp dir of t.
 func Generate(t testing.TB) Files {
 	t.Helper()
 	f, err := Write(t.TempDir())
@@ -32,7 +35,7 @@ func Generate(t testing.TB) Files {
 	return f
 }
 
-// Write writes ca.pem, cert.pem and key.pem into dir.
+// Write writes ca.pem, ca-key.pem, cert.pem (serial 2) and key.pem into dir.
 func Write(dir string) (Files, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -48,16 +51,60 @@ func Write(dir string) (Files, error) {
 	if err != nil {
 		return Files{}, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
 	if err != nil {
 		return Files{}, err
+	}
+	f := Files{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem"), CAKey: filepath.Join(dir, "ca-key.pem")}
+	if err := writePEM(f.CA, "CERTIFICATE", caDER); err != nil {
+		return Files{}, err
+	}
+	if err := writePEM(f.CAKey, "EC PRIVATE KEY", caKeyDER); err != nil {
+		return Files{}, err
+	}
+	return f, f.Issue(f.Cert, f.Key, 2)
+}
+
+// Reissue overwrites f.Cert and f.Key with a new certificate (new key) of
+// the same CA, with the given serial number.
+func Reissue(t testing.TB, f Files, serial int64) {
+	t.Helper()
+	if err := f.Issue(f.Cert, f.Key, serial); err != nil {
+		t.Fatalf("tlstest: %v", err)
+	}
+}
+
+// Issue writes a certificate signed by the CA of f (valid for 127.0.0.1,
+// ::1 and localhost, server and client auth) and its new key to certFile
+// and keyFile.
+func (f Files) Issue(certFile, keyFile string, serial int64) error {
+	caPEM, err := os.ReadFile(f.CA)
+	if err != nil {
+		return err
+	}
+	caKeyPEM, err := os.ReadFile(f.CAKey)
+	if err != nil {
+		return err
+	}
+	cb, kb := pemBytes(caPEM), pemBytes(caKeyPEM)
+	if cb == nil || kb == nil {
+		return errors.New("tlstest: bad CA files")
+	}
+	ca, err := x509.ParseCertificate(cb)
+	if err != nil {
+		return err
+	}
+	caKey, err := x509.ParseECPrivateKey(kb)
+	if err != nil {
+		return err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return Files{}, err
+		return err
 	}
+	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -65,21 +112,25 @@ func Write(dir string) (Files, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return Files{}, err
+		return err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return Files{}, err
+		return err
 	}
-	f := Files{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
-	for path, block := range map[string]*pem.Block{
-		f.CA:   {Type: "CERTIFICATE", Bytes: caDER},
-		f.Cert: {Type: "CERTIFICATE", Bytes: der},
-		f.Key:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			return Files{}, err
-		}
+	if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
+		return err
 	}
-	return f, nil
+	return writePEM(keyFile, "EC PRIVATE KEY", keyDER)
+}
+
+func pemBytes(b []byte) []byte {
+	if p, _ := pem.Decode(b); p != nil {
+		return p.Bytes
+	}
+	return nil
+}
+
+func writePEM(path, typ string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }
