@@ -78,9 +78,11 @@ type Server struct {
 	verifyCur, verifyNext *verifyRound
 	notifyCh              chan bool
 
-	// TLS (nil: plaintext): serverTLS serves gRPC, HTTPS and raft;
-	// clientTLS dials servers and agents.
-	serverTLS, clientTLS *tls.Config
+	// TLS (nil: plaintext): certs holds the certificate and CA, reloaded
+	// by ReloadTLS or a changed file; serverTLS (from it) serves gRPC and
+	// HTTPS, the raft stream layer and dialCreds use certs too.
+	certs     *tlsutil.Reloader
+	serverTLS *tls.Config
 
 	connMu sync.Mutex
 	conns  map[string]*grpc.ClientConn
@@ -121,14 +123,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log.With("server", id), id: id, conns: map[string]*grpc.ClientConn{}, notifyCh: make(chan bool, 16), epoch: time.Now(), failed: make(chan error, 1)}
 	if cfg.TLSCert != "" {
-		if s.serverTLS, err = tlsutil.ServerConfig(cfg.TLSCert, cfg.TLSKey); err != nil {
+		// Validate: TLSCA comes with TLSCert.
+		if s.certs, err = tlsutil.NewReloader(tlsutil.ReloaderOptions{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, CAFile: cfg.TLSCA, Logger: s.log}); err != nil {
 			return nil, err
 		}
-	}
-	if cfg.TLSCA != "" {
-		if s.clientTLS, err = tlsutil.ClientConfig(cfg.TLSCA, ""); err != nil {
-			return nil, err
-		}
+		s.serverTLS = s.certs.ServerConfig()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metrics = metrics.NewControlPlane(reg)
@@ -226,7 +225,7 @@ func (s *Server) setupRaft() error {
 		return fmt.Errorf("raft address %s is unspecified: set --raft-advertise to an address peers can reach", cfg.RaftAddr)
 	}
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: newStreamLayer(lis, adv, s.serverTLS, s.clientTLS), MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
+		Stream: newStreamLayer(lis, adv, s.certs), MaxPool: 3, Timeout: 10 * time.Second, Logger: rc.Logger,
 	})
 	existing, err := raft.HasExistingState(logs, s.logs, snaps)
 	if err != nil {
@@ -535,14 +534,26 @@ func (s *Server) conn(addr string) (*grpc.ClientConn, error) {
 // dialCreds are the credentials this server dials servers and agents with:
 // TLS verified with TLSCA when set, else plaintext.
 func (s *Server) dialCreds() credentials.TransportCredentials {
-	if s.clientTLS != nil {
-		return credentials.NewTLS(s.clientTLS)
+	if s.certs != nil {
+		return s.certs.ClientCredentials("")
 	}
 	return insecure.NewCredentials()
 }
 
 // TLS reports whether this server serves TLS (gRPC, HTTPS, raft).
 func (s *Server) TLS() bool { return s.serverTLS != nil }
+
+// ReloadTLS re-reads the TLS certificate, key and CA files (atoll server
+// calls it on SIGHUP; a changed file is also noticed by the next handshake
+// after tlsutil.DefaultCheckInterval). New connections use them; a file
+// that fails to load keeps the previous one, is logged and returned. Without
+// TLS it does nothing.
+func (s *Server) ReloadTLS() error {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.Reload()
+}
 
 // leaderConn waits (bounded by ctx) for a known leader and returns a connection to it.
 func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, string, error) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 
 	"github.com/atollhq/atoll/controlplane"
 	"github.com/atollhq/atoll/controlplane/cptest"
@@ -128,5 +130,106 @@ func TestTLSConfigValidate(t *testing.T) {
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("cert=%q key=%q ca=%q: %v, want %q", tc.cert, tc.key, tc.ca, err, tc.want)
 		}
+	}
+}
+
+// TestTLSReload: a server's certificate files rotated, then ReloadTLS (what
+// SIGHUP does): new gRPC, HTTPS and raft connections see the new
+// certificate, the connection opened before keeps working, and a broken
+// file keeps the new certificate.
+func TestTLSReload(t *testing.T) {
+	files := tlstest.Generate(t)
+	c := cptest.NewCluster(t, 1, cptest.TLS(files))
+	s := c.WaitLeader()
+	ctls, err := tlsutil.ClientConfig(files.CA, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := cptest.Ctx(t, c.AdminToken)
+	// grpcSerial opens a new gRPC connection and returns the serial of the
+	// server's certificate it saw.
+	grpcSerial := func() string {
+		t.Helper()
+		conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(ctls)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var p peer.Peer
+		if _, err := atollv1.NewEnvironmentServiceClient(conn).ListEnvironments(ctx, &atollv1.ListEnvironmentsRequest{}, grpc.Peer(&p)); err != nil {
+			t.Fatalf("gRPC over TLS: %v", err)
+		}
+		return p.AuthInfo.(credentials.TLSInfo).State.PeerCertificates[0].SerialNumber.String()
+	}
+	tlsSerial := func(addr string, cfg *tls.Config) string {
+		t.Helper()
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+		if err != nil {
+			t.Fatalf("TLS to %s: %v", addr, err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	old, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftCfg := ctls.Clone()
+	raftCfg.Certificates = []tls.Certificate{old}
+
+	if got := grpcSerial(); got != "2" {
+		t.Fatalf("serial before the rotation: %s, want 2", got)
+	}
+	keep, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(ctls)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close()
+	before := atollv1.NewEnvironmentServiceClient(keep) // a connection kept across the reload
+	if _, err := before.ListEnvironments(ctx, &atollv1.ListEnvironmentsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+
+	tlstest.Reissue(t, files, 3)
+	if err := s.ReloadTLS(); err != nil {
+		t.Fatalf("ReloadTLS: %v", err)
+	}
+	if got := grpcSerial(); got != "3" {
+		t.Fatalf("gRPC serial after the rotation: %s, want 3", got)
+	}
+	if got := tlsSerial(s.HTTPAddr(), ctls); got != "3" {
+		t.Fatalf("HTTPS serial after the rotation: %s, want 3", got)
+	}
+	// The raft port still requires a client certificate of the CA (the
+	// old one still is) and serves the new one.
+	if got := tlsSerial(s.RaftAddr(), raftCfg); got != "3" {
+		t.Fatalf("raft serial after the rotation: %s, want 3", got)
+	}
+	if _, err := before.CreateEnvironment(ctx, &atollv1.CreateEnvironmentRequest{Name: "after-reload"}); err != nil {
+		t.Fatalf("write on the connection opened before the reload: %v", err)
+	}
+	// REST goes through the gateway's own gRPC connection to the server.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ctls}, Timeout: 10 * time.Second}
+	req, _ := http.NewRequest("GET", "https://"+s.HTTPAddr()+"/v1/environments", nil)
+	req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("REST after the reload: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "after-reload") {
+		t.Fatalf("REST after the reload: %d %s", resp.StatusCode, body)
+	}
+
+	// A broken key: the reload fails naming it, the server keeps serving 3.
+	if err := os.WriteFile(files.Key, []byte("broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReloadTLS(); err == nil || !strings.Contains(err.Error(), files.Key) {
+		t.Fatalf("ReloadTLS with a broken key: %v, want an error naming %s", err, files.Key)
+	}
+	if got := grpcSerial(); got != "3" {
+		t.Fatalf("gRPC serial after a failed reload: %s, want 3", got)
 	}
 }
