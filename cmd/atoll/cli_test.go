@@ -42,7 +42,11 @@ func devServer(t *testing.T) (addr, token string, stop func() error) {
 	var out, errOut syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--router-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0"}, &out, &errOut)
+		// --no-agent: these tests run no apps, and a local agent owns every
+		// atoll container on the engine (it has no ContainerLabels): it would
+		// stop the containers of an `atoll dev` running on this machine, and
+		// those of the integration tests running in parallel.
+		done <- run(ctx, []string{"dev", "--no-agent", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
