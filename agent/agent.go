@@ -42,9 +42,12 @@ type Agent struct {
 	running               atomic.Bool
 
 	// TLS: dialCreds dial the servers (plaintext without TLSCA); serverTLS
-	// serves the log service (nil: plaintext).
+	// serves the log service (nil: plaintext). Both use the current
+	// certificate and CA of certs (nil without TLS), reloaded by ReloadTLS
+	// or a changed file.
 	dialCreds credentials.TransportCredentials
 	serverTLS *tls.Config
+	certs     *tlsutil.Reloader
 
 	nodeID      atomic.Pointer[string]
 	secret      atomic.Pointer[string]
@@ -95,18 +98,19 @@ func New(cfg Config, rt runtime.Runtime) (*Agent, error) {
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
 	dialCreds := insecure.NewCredentials()
-	if cfg.TLSCA != "" {
-		c, err := tlsutil.ClientConfig(cfg.TLSCA, "")
+	var serverTLS *tls.Config
+	var certs *tlsutil.Reloader
+	if cfg.TLSCA != "" || cfg.TLSCert != "" {
+		var err error
+		certs, err = tlsutil.NewReloader(tlsutil.ReloaderOptions{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, CAFile: cfg.TLSCA, Logger: cfg.Logger.With("component", "agent")})
 		if err != nil {
 			return nil, err
 		}
-		dialCreds = credentials.NewTLS(c)
-	}
-	var serverTLS *tls.Config
-	if cfg.TLSCert != "" {
-		var err error
-		if serverTLS, err = tlsutil.ServerConfig(cfg.TLSCert, cfg.TLSKey); err != nil {
-			return nil, err
+		if cfg.TLSCA != "" {
+			dialCreds = certs.ClientCredentials("")
+		}
+		if cfg.TLSCert != "" {
+			serverTLS = certs.ServerConfig()
 		}
 	}
 	capacity, allocatable, err := detectCapacity(cfg)
@@ -120,6 +124,7 @@ func New(cfg Config, rt runtime.Runtime) (*Agent, error) {
 		m:           newMetrics(cfg.Registerer),
 		dialCreds:   dialCreds,
 		serverTLS:   serverTLS,
+		certs:       certs,
 		capacity:    capacity,
 		allocatable: allocatable,
 		desired:     map[string]*atollv1.Assignment{},
@@ -166,6 +171,18 @@ func (a *Agent) RouterAddr() string { return a.routerLn.Addr().String() }
 
 // AgentAddr returns the address AgentLogService listens on.
 func (a *Agent) AgentAddr() string { return a.listenLn.Addr().String() }
+
+// ReloadTLS re-reads the TLS files (--tls-ca, --tls-cert, --tls-key; atoll
+// agent calls it on SIGHUP, and a changed file is also noticed by the next
+// handshake after tlsutil.DefaultCheckInterval). New connections use them;
+// a file that fails to load keeps the previous one, is logged and
+// returned. Without TLS it does nothing.
+func (a *Agent) ReloadTLS() error {
+	if a.certs == nil {
+		return nil
+	}
+	return a.certs.Reload()
+}
 
 // Router returns the agent's router (its table can be read in tests).
 func (a *Agent) Router() *router.Router { return a.router }

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -651,6 +652,52 @@ func TestSessionAndLogsOverTLS(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := len(srv2.Registrations()); n != 0 {
 		t.Fatalf("a plaintext agent registered with a TLS server (%d registrations)", n)
+	}
+}
+
+// TestTLSReload: the agent's log service serves a rotated certificate to
+// new connections after ReloadTLS (what SIGHUP does); a broken file keeps it.
+func TestTLSReload(t *testing.T) {
+	files := tlstest.Generate(t)
+	stls, err := tlsutil.ServerConfig(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := agenttest.NewTLS(t, stls)
+	cfg := testConfig(t, t.TempDir(), srv.Addr)
+	cfg.TLSCA, cfg.TLSCert, cfg.TLSKey = files.CA, files.Cert, files.Key
+	a := start(t, cfg, newFake())
+	ctls, err := tlsutil.ClientConfig(files.CA, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := func() string {
+		t.Helper()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", a.AgentAddr(), ctls)
+		if err != nil {
+			t.Fatalf("TLS to the agent: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	if got := serial(); got != "2" {
+		t.Fatalf("serial %s, want 2", got)
+	}
+	tlstest.Reissue(t, files, 3)
+	if err := a.ReloadTLS(); err != nil {
+		t.Fatalf("ReloadTLS: %v", err)
+	}
+	if got := serial(); got != "3" {
+		t.Fatalf("serial after ReloadTLS %s, want 3", got)
+	}
+	if err := os.WriteFile(files.Cert, []byte("broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReloadTLS(); err == nil || !strings.Contains(err.Error(), files.Cert) {
+		t.Fatalf("ReloadTLS with a broken certificate: %v, want an error naming %s", err, files.Cert)
+	}
+	if got := serial(); got != "3" {
+		t.Fatalf("serial after a failed reload %s, want 3", got)
 	}
 }
 
