@@ -129,6 +129,9 @@ func runAgent(ctx context.Context, cfg agent.Config, reg *prometheus.Registry, m
 		go func() { _ = srv.Serve(lis) }()
 		defer srv.Close()
 	}
+	if cfg.TLSCA != "" || cfg.TLSCert != "" {
+		defer reloadOnHUP(ctx, a.ReloadTLS)()
+	}
 	return a.Run(ctx)
 }
 

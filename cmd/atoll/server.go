@@ -83,6 +83,7 @@ func runServer(ctx context.Context, env *cliEnv, args []string) error {
 	scheme, sec := "http", ""
 	if s.TLS() {
 		scheme, sec = "https", ", TLS"
+		defer reloadOnHUP(ctx, s.ReloadTLS)()
 	}
 	fmt.Fprintf(env.stdout, "atoll server %s: API %s://%s (REST) %s (gRPC), raft %s%s\n", s.ID(), scheme, s.HTTPAddr(), s.GRPCAddr(), s.RaftAddr(), sec)
 	fmt.Fprintf(env.stdout, "             apps at %s\n", s.PublicURLPattern())
