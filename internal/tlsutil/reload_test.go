@@ -85,7 +85,7 @@ func wantSerial(t *testing.T, addr string, cfg *tls.Config, want string) {
 	}
 }
 
-func TestReloaderReload(t *testing.T) {
+func TestTLSReloaderReload(t *testing.T) {
 	f := tlstest.Generate(t)
 	var logs syncBuf
 	r, err := tlsutil.NewReloader(tlsutil.ReloaderOptions{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA, CheckInterval: -1,
@@ -134,7 +134,7 @@ func TestReloaderReload(t *testing.T) {
 	wantSerial(t, addr, client, "3")
 }
 
-func TestReloaderModTime(t *testing.T) {
+func TestTLSReloaderModTime(t *testing.T) {
 	f := tlstest.Generate(t)
 	var logs syncBuf
 	r, err := tlsutil.NewReloader(tlsutil.ReloaderOptions{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA, CheckInterval: 50 * time.Millisecond,
@@ -177,10 +177,10 @@ func TestReloaderModTime(t *testing.T) {
 	}
 }
 
-// TestReloaderCA: a CA file rewritten with a new CA applies to new
+// TestTLSReloaderCA: a CA file rewritten with a new CA applies to new
 // connections, on the mutual TLS side (client certificates) and the client
 // side (server certificates).
-func TestReloaderCA(t *testing.T) {
+func TestTLSReloaderCA(t *testing.T) {
 	f, g := tlstest.Generate(t), tlstest.Generate(t) // two CAs
 	srv, err := tlsutil.NewReloader(tlsutil.ReloaderOptions{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA, CheckInterval: -1})
 	if err != nil {
