@@ -455,9 +455,15 @@ func waitApp(c *call, envID, envRef string, app *atollv1.App, start time.Time, t
 		}
 		app = a
 		st := a.GetStatus()
+		// running counts the instances of the new version only: during a
+		// rollout the old ones run too, and are no news.
+		running := int32(0)
 		for _, in := range st.GetInstances() {
 			if in.AppVersion != specVersion(a) {
 				continue
+			}
+			if in.State == atollv1.InstanceState_INSTANCE_RUNNING {
+				running++
 			}
 			if in.NodeId != "" {
 				if _, ok := names[in.NodeId]; !ok {
@@ -472,9 +478,9 @@ func waitApp(c *call, envID, envRef string, app *atollv1.App, start time.Time, t
 				}
 			}
 		}
-		if st.GetRunning() != lastRunning && st.GetRunning() > 0 {
-			lastRunning = st.GetRunning()
-			fmt.Fprintf(w, "  ✓ started (%d/%d running)\n", st.GetRunning(), st.GetDesired())
+		if running != lastRunning && running > 0 {
+			lastRunning = running
+			fmt.Fprintf(w, "  ✓ started (%d/%d running)\n", running, st.GetDesired())
 		}
 		if st.GetState() == "PENDING" && st.GetMessage() != "" {
 			say("pending/"+st.GetMessage(), "… pending: %s", st.GetMessage())

@@ -242,10 +242,19 @@ func TestCLIApps(t *testing.T) {
 	mustContain(t, "app list", cli.ok("app", "list", "--env", "demo"), "NAME", "IMAGE", "REPLICAS", "RUNNING", "STATE", "URL",
 		"web", "hello:1", "1/1", "http://web-demo.localhost:7080/")
 
+	// an image change rolls: --wait reports the new version's instances only
+	// (the old one runs on meanwhile, and is not "started")
+	out = cli.ok("app", "update", "web", "--env", "demo", "--image", "hello:2", "--wait")
+	t.Logf("app update --image --wait:\n%s", out)
+	mustContain(t, "app update --image --wait", out, "updated app web to version 2", "✓ scheduled", "✓ started (1/1 running)", "RUNNING")
+	if strings.Count(out, "✓ started") != 1 || strings.Index(out, "✓ started") < strings.Index(out, "✓ scheduled") {
+		t.Fatalf("app update --image --wait: want one \"started\", after \"scheduled\":\n%s", out)
+	}
+
 	// update: only the flags given change
 	out = cli.ok("app", "update", "web", "--env", "demo", "--replicas", "2", "--wait")
 	t.Logf("app update --wait:\n%s", out)
-	mustContain(t, "app update --wait", out, "updated app web to version 2 (replicas)", "(2/2 running)", "http://web-demo.localhost:7080/")
+	mustContain(t, "app update --wait", out, "updated app web to version 3 (replicas)", "(2/2 running)", "http://web-demo.localhost:7080/")
 	var app struct {
 		Replicas         int `json:"replicas"`
 		ResourceRequests struct {
