@@ -64,21 +64,7 @@ func TestUpdateVariableSetInPlace(t *testing.T) {
 	}
 	appID := app["id"].(string)
 	hostname := "web-inplace.localhost"
-	h.waitRunning(envID, "web", 2)
-	waitFor(t, 30*time.Second, "both instances routed", func() bool {
-		a := h.appState(envID, "web")
-		for _, in := range get(a, "status", "instances").([]any) {
-			if in.(map[string]any)["address"] == nil {
-				return false
-			}
-		}
-		code, body := h.viaRouter(hostname, "/env?k=GREETING")
-		return code == 200 && body == "one"
-	})
-	oldContainers := map[string]bool{}
-	for _, c := range h.containers("atoll.app", appID) {
-		oldContainers[c.ID] = true
-	}
+	oldContainers := h.waitServing(envID, "web", appID, hostname, 2, "one")
 
 	// 1. The variable, in place.
 	p := h.startProber(hostname)

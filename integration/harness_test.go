@@ -234,3 +234,26 @@ func describeContainers(cs []container.Summary) string {
 	}
 	return fmt.Sprintf("%d containers: %s", len(cs), strings.Join(parts, "; "))
 }
+
+// waitServing waits until the app's replicas run, each with a routed
+// address, and the router answers /env?k=GREETING on hostname with
+// greeting; it returns the ids of the app's containers then.
+func (h *host) waitServing(envID, app, appID, hostname string, replicas int, greeting string) map[string]bool {
+	h.t.Helper()
+	h.waitRunning(envID, app, replicas)
+	waitFor(h.t, 30*time.Second, "every instance routed", func() bool {
+		a := h.appState(envID, app)
+		for _, in := range get(a, "status", "instances").([]any) {
+			if in.(map[string]any)["address"] == nil {
+				return false
+			}
+		}
+		code, body := h.viaRouter(hostname, "/env?k=GREETING")
+		return code == 200 && body == greeting
+	})
+	ids := map[string]bool{}
+	for _, c := range h.containers("atoll.app", appID) {
+		ids[c.ID] = true
+	}
+	return ids
+}
