@@ -139,6 +139,28 @@ func (f *logsFixture) runningApp(name string, replicas int32) (*atollv1.App, []s
 	return app, ids
 }
 
+// keepWriting writes "new 0", "new 1", ... to the instance's log, one per
+// pace, until the returned stop is called; stop returns what was written.
+func (a *logAgent) keepWriting(t *testing.T, instanceID string, pace time.Duration) (stop func() []string) {
+	quit := make(chan struct{})
+	done := make(chan []string)
+	go func() {
+		var mine []string
+		for n := 0; ; n++ {
+			select {
+			case <-quit:
+				done <- mine
+				return
+			case <-time.After(pace): // pacing, not synchronisation
+			}
+			l := fmt.Sprintf("new %d", n)
+			a.write(t, instanceID, l)
+			mine = append(mine, l)
+		}
+	}()
+	return func() []string { close(quit); return <-done }
+}
+
 func (a *logAgent) write(t *testing.T, instanceID string, lines ...string) {
 	t.Helper()
 	for _, l := range lines {
@@ -217,28 +239,12 @@ func TestAppLogsFollowBoundary(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(f.ctx)
 	defer cancel()
-	stopWriter := make(chan struct{})
-	writerDone := make(chan []string)
-	go func() {
-		var mine []string
-		for n := 0; ; n++ {
-			select {
-			case <-stopWriter:
-				writerDone <- mine
-				return
-			case <-time.After(time.Millisecond): // pacing, not synchronisation
-			}
-			l := fmt.Sprintf("new %d", n)
-			a.write(t, inst, l)
-			mine = append(mine, l)
-		}
-	}()
+	stopWriter := a.keepWriting(t, inst, time.Millisecond)
 	r := readLogs(t, conn, ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Name, Lines: 5, Follow: true})
 	r.Until(t, 20*time.Second, "a line written after the call started", func(l *atollv1.LogLine) bool {
 		return strings.HasPrefix(l.Message, "new ") && l.Message != "new 0"
 	})
-	close(stopWriter)
-	written = append(written, <-writerDone...)
+	written = append(written, stopWriter()...)
 	a.write(t, inst, "the end")
 	written = append(written, "the end")
 	got := r.Until(t, 20*time.Second, "the last line", is("the end"))
@@ -262,25 +268,9 @@ func TestAppLogsFollowOnlyNewLines(t *testing.T) {
 	defer cancel()
 	r := readLogs(t, conn, ctx, &atollv1.GetAppLogsRequest{EnvId: f.env.Id, AppId: app.Id, Follow: true})
 	// The call has no "ready" signal: write until lines arrive.
-	stopWriter := make(chan struct{})
-	writerDone := make(chan []string)
-	go func() {
-		var mine []string
-		for n := 0; ; n++ {
-			select {
-			case <-stopWriter:
-				writerDone <- mine
-				return
-			case <-time.After(5 * time.Millisecond): // pacing, not synchronisation
-			}
-			l := fmt.Sprintf("new %d", n)
-			a.write(t, ids[0], l)
-			mine = append(mine, l)
-		}
-	}()
+	stopWriter := a.keepWriting(t, ids[0], 5*time.Millisecond)
 	r.Until(t, 20*time.Second, "a new line", func(l *atollv1.LogLine) bool { return strings.HasPrefix(l.Message, "new ") })
-	close(stopWriter)
-	written := append(<-writerDone, "the end")
+	written := append(stopWriter(), "the end")
 	a.write(t, ids[0], "the end")
 	got := messages(r.Until(t, 20*time.Second, "the last line", is("the end")), false)
 	for _, m := range got {

@@ -32,7 +32,8 @@ var restBodies = sync.OnceValue(func() map[string]string {
 			return
 		}
 		if f := m.Input().Fields().ByName(protoreflect.Name(r.Body)); f != nil {
-			out["/"+string(m.Parent().FullName())+"/"+string(m.Name())+" "+rulePath(r)] = f.JSONName()
+			_, path := ruleRoute(r)
+			out["/"+string(m.Parent().FullName())+"/"+string(m.Name())+" "+path] = f.JSONName()
 		}
 	})
 	return out
@@ -59,20 +60,21 @@ func forEachHTTPRule(fn func(m protoreflect.MethodDescriptor, r *annotations.Htt
 	})
 }
 
-func rulePath(r *annotations.HttpRule) string {
+// ruleRoute is a rule's HTTP method and path template.
+func ruleRoute(r *annotations.HttpRule) (method, path string) {
 	switch p := r.Pattern.(type) {
 	case *annotations.HttpRule_Get:
-		return p.Get
+		return http.MethodGet, p.Get
 	case *annotations.HttpRule_Post:
-		return p.Post
+		return http.MethodPost, p.Post
 	case *annotations.HttpRule_Put:
-		return p.Put
+		return http.MethodPut, p.Put
 	case *annotations.HttpRule_Patch:
-		return p.Patch
+		return http.MethodPatch, p.Patch
 	case *annotations.HttpRule_Delete:
-		return p.Delete
+		return http.MethodDelete, p.Delete
 	}
-	return ""
+	return "", ""
 }
 
 // bodyRelative makes the field violations of a REST call name fields as the
@@ -117,28 +119,12 @@ func bodyRelative(ctx context.Context, err error) error {
 var restQueryless = sync.OnceValue(func() map[string]bool {
 	out := map[string]bool{}
 	forEachHTTPRule(func(m protoreflect.MethodDescriptor, r *annotations.HttpRule) {
-		if method, path := ruleMethod(r), rulePath(r); method != "" && !takesQuery(m.Input(), r.Body, path) {
+		if method, path := ruleRoute(r); method != "" && !takesQuery(m.Input(), r.Body, path) {
 			out[method+" "+gatewayPattern(path)] = true
 		}
 	})
 	return out
 })
-
-func ruleMethod(r *annotations.HttpRule) string {
-	switch r.Pattern.(type) {
-	case *annotations.HttpRule_Get:
-		return http.MethodGet
-	case *annotations.HttpRule_Post:
-		return http.MethodPost
-	case *annotations.HttpRule_Put:
-		return http.MethodPut
-	case *annotations.HttpRule_Patch:
-		return http.MethodPatch
-	case *annotations.HttpRule_Delete:
-		return http.MethodDelete
-	}
-	return ""
-}
 
 var pathVarRe = regexp.MustCompile(`\{([^}=]+)(=[^}]*)?\}`)
 
