@@ -274,8 +274,12 @@ func rollingSummary(kind, name string, before, after int64, rolling []string) st
 	}
 	apps := "no app mounts it: nothing rolls"
 	if len(rolling) > 0 {
-		apps = fmt.Sprintf("rolling %d app(s) onto it: %s (running instances keep the old values until they are replaced; `atoll app get APP` shows the rollout)",
-			len(rolling), strings.Join(rolling, ", "))
+		what := "values"
+		if kind == "file" {
+			what = "content"
+		}
+		apps = fmt.Sprintf("rolling %d app(s) onto it: %s (running instances keep the old %s until they are replaced; `atoll app get APP` shows the rollout)",
+			len(rolling), strings.Join(rolling, ", "), what)
 	}
 	return fmt.Sprintf("updated %s %s to version %d; %s\n", kind, name, after, apps)
 }
@@ -366,14 +370,16 @@ func fileCreate() *command {
 	return leaf("file create", "NAME", "store a file (up to 1 MiB) that apps mount read-only", 1, 1, func(fs *flag.FlagSet) func(*call) error {
 		env := envFlag(fs)
 		from := fs.String("from", "", "read the content from this local file")
+		fs.StringVar(from, "from-file", "", "same as --from")
 		text := fs.String("text", "", "the content as text")
 		return func(c *call) error {
 			set := setFlags(fs)
-			if set["from"] == set["text"] {
+			fromSet := set["from"] || set["from-file"]
+			if fromSet == set["text"] {
 				return usagef("atoll file create: give exactly one of --from PATH or --text \"...\"")
 			}
 			f := &atollv1.File{Name: c.args[0]}
-			if set["from"] {
+			if fromSet {
 				b, err := os.ReadFile(*from)
 				if err != nil {
 					return err

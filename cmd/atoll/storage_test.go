@@ -17,7 +17,11 @@ func TestCLIUpdateVarsetAndFile(t *testing.T) {
 	cli.ok("env", "create", "demo", "--cpu", "2", "--memory", "2Gi", "--storage", "10Gi")
 	cli.ok("varset", "create", "cfg", "--env", "demo", "--var", "GREETING=hi", "--var", "OLD=x")
 	cli.ok("varset", "create", "unused", "--env", "demo", "--var", "A=1")
-	cli.ok("file", "create", "conf", "--env", "demo", "--text", "one")
+	one := filepath.Join(t.TempDir(), "conf")
+	if err := os.WriteFile(one, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli.ok("file", "create", "conf", "--env", "demo", "--from-file", one) // as file update takes it
 	cli.ok("app", "create", "web", "--env", "demo", "--image", "hello:1", "--cpu", "100m", "--memory", "64Mi", "--varset", "cfg", "--file", "conf:/etc/conf")
 
 	out := cli.ok("varset", "set", "cfg", "GREETING=hello", "--secret", "API_KEY=s3cret", "--env", "demo")
@@ -47,7 +51,7 @@ func TestCLIUpdateVarsetAndFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("two"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustContain(t, "file update", cli.ok("file", "update", "conf", "--from-file", path, "--env", "demo"), "updated file conf to version 2", "web")
+	mustContain(t, "file update", cli.ok("file", "update", "conf", "--from-file", path, "--env", "demo"), "updated file conf to version 2", "web", "keep the old content")
 	if got := cli.ok("file", "get", "conf", "--env", "demo", "--content"); got != "two" {
 		t.Fatalf("file content after update %q", got)
 	}
