@@ -107,7 +107,8 @@ func runAgentCmd(ctx context.Context, env *cliEnv, args []string) error {
 	cfg.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Version = version
 	if err := cfg.Validate(); err != nil {
-		return usagef("%v", err)
+		// The configuration names its fields; say the flags they come from.
+		return usagef("%s", strings.NewReplacer("StopTimeout", "--stop-timeout", "ShutdownDelay", "--shutdown-delay").Replace(err.Error()))
 	}
 	return runAgent(ctx, cfg, prometheus.NewRegistry(), *metricsAddr)
 }

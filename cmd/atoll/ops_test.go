@@ -52,6 +52,9 @@ func TestVersionAndHelp(t *testing.T) {
 	if _, _, err := runCLI("server", "--bootstrap", "--data-dir", t.TempDir(), "--rollout-min-healthy", "-1s"); err == nil || !strings.Contains(err.Error(), "--rollout-min-healthy -1s must not be negative") {
 		t.Fatalf("server --rollout-min-healthy -1s: %v", err)
 	}
+	if _, _, err := runCLI("agent", "--servers", "127.0.0.1:1", "--join-token", "x", "--data-dir", t.TempDir(), "--shutdown-delay", "-1s"); err == nil || !strings.Contains(err.Error(), "--shutdown-delay -1s must be between 0 and 5m") {
+		t.Fatalf("agent --shutdown-delay -1s: %v", err)
+	}
 	out, _, _ = runCLI("dev", "--help")
 	mustContain(t, "dev --help", out, "--public-domain", "--router-addr")
 	// Group help: names and descriptions in aligned columns, never run together.
