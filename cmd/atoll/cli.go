@@ -177,7 +177,7 @@ func ago(t time.Time, now time.Time) string {
 	return shortDuration(now.Sub(t))
 }
 
-// until formats the time left until t ("in 47h", "expired"); "-" for zero.
+// until formats the time left until t ("in 8h", "in 2d", "expired"); "-" for zero.
 func until(t time.Time, now time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -186,7 +186,17 @@ func until(t time.Time, now time.Time) string {
 	if d <= 0 {
 		return "expired"
 	}
-	return "in " + shortDuration(d)
+	// Rounded up: a TTL of 48h just set reads "in 2d", not "in 47h".
+	unit := time.Second
+	switch {
+	case d > 48*time.Hour:
+		unit = 24 * time.Hour
+	case d > time.Hour:
+		unit = time.Hour
+	case d > time.Minute:
+		unit = time.Minute
+	}
+	return "in " + shortDuration((d+unit-1)/unit*unit)
 }
 
 func shortDuration(d time.Duration) string {

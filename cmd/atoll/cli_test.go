@@ -436,3 +436,28 @@ func testWatch(t *testing.T, cli cliRunner, name string) {
 		t.Fatal("env watch did not return after cancel")
 	}
 }
+
+// until rounds up, so a TTL just set reads as given.
+func TestUntilRoundsUp(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		left time.Duration
+		want string
+	}{
+		{8*time.Hour - 2*time.Second, "in 8h"},
+		{48*time.Hour - time.Second, "in 2d"},
+		{32*time.Hour - time.Minute, "in 32h"},
+		{90 * time.Minute, "in 2h"},
+		{30*time.Minute - time.Second, "in 30m"},
+		{1500 * time.Millisecond, "in 2s"},
+		{72*time.Hour - time.Minute, "in 3d"},
+		{-time.Second, "expired"},
+	} {
+		if got := until(now.Add(c.left), now); got != c.want {
+			t.Errorf("until(now+%v) = %q, want %q", c.left, got, c.want)
+		}
+	}
+	if got := until(time.Time{}, now); got != "-" {
+		t.Errorf("until(zero) = %q", got)
+	}
+}
