@@ -2,10 +2,13 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +32,10 @@ import (
 // nodeIDFile is the file in the data dir that keeps the node id.
 const nodeIDFile = "node-id"
 
+// agentIDFile keeps the agent's own id (LabelAgent), made at the first start
+// with this data dir; unlike the node id it never changes.
+const agentIDFile = "agent-id"
+
 // Agent is one host's agent. Create it with New and run it with Run.
 type Agent struct {
 	cfg    Config
@@ -50,6 +57,7 @@ type Agent struct {
 	certs     *tlsutil.Reloader
 
 	nodeID      atomic.Pointer[string]
+	agentID     string // LabelAgent on what this agent creates
 	secret      atomic.Pointer[string]
 	heartbeat   atomic.Int64 // ns
 	usagePeriod atomic.Int64 // ns
@@ -140,6 +148,9 @@ func New(cfg Config, rt runtime.Runtime) (*Agent, error) {
 	a.router = router.New(router.WithLogger(a.log.With("component", "router")))
 	a.heartbeat.Store(int64(cfg.DefaultHeartbeat))
 	a.usagePeriod.Store(int64(cfg.DefaultUsagePeriod))
+	if a.agentID, err = loadAgentID(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(filepath.Join(cfg.DataDir, nodeIDFile))
 	switch {
 	case err == nil:
@@ -467,7 +478,7 @@ func (a *Agent) listManaged(ctx context.Context) ([]runtime.ContainerInfo, error
 	}
 	out := cs[:0]
 	for _, c := range cs {
-		if c.Labels[runtime.LabelAlloc] != "" {
+		if c.Labels[runtime.LabelAlloc] != "" && a.owns(c.Labels) {
 			out = append(out, c)
 		}
 	}
@@ -524,7 +535,7 @@ func (a *Agent) removeStaleProbes(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, a.cfg.RuntimeTimeout)
 	defer cancel()
-	n, err := pr.RemoveStaleProbes(rctx, a.cfg.ContainerLabels)
+	n, err := pr.RemoveStaleProbes(rctx, a.ownLabels())
 	if n > 0 {
 		a.log.Info("removed stale probe containers", "count", n)
 	}
@@ -550,7 +561,7 @@ func (a *Agent) removeDeletedVolumes(ctx context.Context) {
 	}
 	for _, v := range vols {
 		id := v.Labels[LabelVolume]
-		if id == "" || live[id] {
+		if id == "" || live[id] || !a.owns(v.Labels) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, a.cfg.RuntimeTimeout)
@@ -576,4 +587,44 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// loadAgentID reads the agent id kept in dataDir, or makes and keeps one.
+func loadAgentID(dataDir string) (string, error) {
+	p := filepath.Join(dataDir, agentIDFile)
+	b, err := os.ReadFile(p)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read agent id: %w", err)
+	}
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(r[:])
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save agent id: %w", err)
+	}
+	return id, nil
+}
+
+// ownLabels are the labels of everything this agent creates:
+// ContainerLabels and LabelAgent.
+func (a *Agent) ownLabels() map[string]string {
+	labels := maps.Clone(a.cfg.ContainerLabels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelAgent] = a.agentID
+	return labels
+}
+
+// owns reports whether a container or volume with these labels is this
+// agent's to adopt or remove: made by it, or by a version of the agent that
+// did not label its own (no LabelAgent).
+func (a *Agent) owns(labels map[string]string) bool {
+	id, ok := labels[LabelAgent]
+	return !ok || id == a.agentID
 }

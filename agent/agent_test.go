@@ -465,19 +465,29 @@ func TestRemovesStaleProbes(t *testing.T) {
 		srv := agenttest.New(t)
 		srv.SetAssignments(assignment("i1"))
 		f := newFake()
-		f.LeaveProbe(mine)
-		f.LeaveProbe(map[string]string{"atoll.test": "mine", runtime.LabelApp: "app-1"})
-		f.LeaveProbe(map[string]string{"atoll.test": "other"})
+		// Left by an earlier process of this agent (same data dir, same
+		// agent id), by another agent with the same labels, and by an agent
+		// of other labels.
+		f.LeaveProbe(map[string]string{"atoll.test": "mine", agent.LabelAgent: "a1"})
+		f.LeaveProbe(map[string]string{"atoll.test": "mine", agent.LabelAgent: "a1", runtime.LabelApp: "app-1"})
+		f.LeaveProbe(map[string]string{"atoll.test": "mine", agent.LabelAgent: "a2"})
+		f.LeaveProbe(map[string]string{"atoll.test": "other", agent.LabelAgent: "a1"})
 		if failFirst {
 			f.FailNext(fake.OpRemoveProbes, errors.New("engine busy"))
 		}
-		cfg := testConfig(t, t.TempDir(), srv.Addr)
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "agent-id"), []byte("a1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(t, dir, srv.Addr)
 		cfg.ContainerLabels = mine
 		a := start(t, cfg, f)
 		srv.AwaitStatus(t, wait, "i1", "running", running)
-		srv.Await(t, wait, "stale probes removed", func() bool { return len(f.Probes()) == 1 })
-		if left := f.Probes(); left[0]["atoll.test"] != "other" {
-			t.Fatalf("failFirst=%v: probes left %v, want the other agent's", failFirst, left)
+		srv.Await(t, wait, "stale probes removed", func() bool { return len(f.Probes()) == 2 })
+		for _, left := range f.Probes() {
+			if left["atoll.test"] == "mine" && left[agent.LabelAgent] == "a1" {
+				t.Fatalf("failFirst=%v: probes left %v, want only the other agents'", failFirst, f.Probes())
+			}
 		}
 		a.stop()
 	}
@@ -778,5 +788,41 @@ func TestShutdownDelay(t *testing.T) {
 		if d := at.Sub(asked); d < delay {
 			t.Errorf("%s stopped %v after it was told to, before the shutdown delay %v", id, d, delay)
 		}
+	}
+}
+
+// Two agents on one engine (atoll dev next to a cluster's agent, parallel
+// tests) leave each other's containers alone: each adopts and removes only
+// what it labelled (and unlabelled containers of older versions).
+func TestTwoAgentsOneEngine(t *testing.T) {
+	f := newFake()
+	dirOf := func(id string) string {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "agent-id"), []byte(id+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	srvA := agenttest.New(t)
+	srvA.SetAssignments(assignment("i1"))
+	start(t, testConfig(t, dirOf("a1"), srvA.Addr), f)
+	srvA.AwaitStatus(t, wait, "i1", "running", running)
+	if spec, _ := f.Spec("atoll-i1"); spec.Labels[agent.LabelAgent] != "a1" {
+		t.Fatalf("container labels %v, want %s=a1", spec.Labels, agent.LabelAgent)
+	}
+
+	// A leftover of agent b1 (not assigned to it any more): b1 removes it,
+	// which shows its adoption pass ran, and leaves a1's container alone.
+	stale := runtime.ContainerSpec{Name: "atoll-stale", Image: img, Labels: map[string]string{runtime.LabelAlloc: "stale", agent.LabelAgent: "b1"}}
+	if _, err := f.Create(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
+	srvB := agenttest.New(t)
+	srvB.SetAssignments(assignment("i2"))
+	start(t, testConfig(t, dirOf("b1"), srvB.Addr), f)
+	srvB.AwaitStatus(t, wait, "i2", "running", running)
+	awaitGone(t, f, "atoll-stale")
+	if info, err := f.Inspect(context.Background(), "atoll-i1"); err != nil || !info.Running() {
+		t.Fatalf("agent b1 touched agent a1's container: %+v %v", info, err)
 	}
 }

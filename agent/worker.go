@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +29,11 @@ const (
 	LabelVersion = "atoll.version"
 	// LabelVolume is the volume id on volumes the agent creates.
 	LabelVolume = "atoll.volume"
+	// LabelAgent is the id of the agent (its data dir) that created a
+	// container, volume or probe: an agent adopts and removes only its own
+	// (and unlabelled ones of older versions), so two agents on one engine
+	// (atoll dev next to a cluster's agent, tests) leave each other alone.
+	LabelAgent = "atoll.agent"
 )
 
 // ContainerName is the name of an instance's container.
@@ -368,7 +372,7 @@ func (w *worker) replacedPeer(ctx context.Context, spec *atollv1.Assignment) str
 	defer w.a.mu.Unlock()
 	for _, c := range cs {
 		id := c.Labels[runtime.LabelAlloc]
-		if id == "" || id == w.id || !c.Running() {
+		if id == "" || id == w.id || !c.Running() || !w.a.owns(c.Labels) {
 			continue
 		}
 		if _, assigned := w.a.desired[id]; !assigned {
@@ -567,10 +571,7 @@ func (w *worker) create(ctx context.Context, as *atollv1.Assignment, hash string
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.RuntimeTimeout)
 	defer cancel()
 	for _, v := range as.Volumes {
-		labels := maps.Clone(a.cfg.ContainerLabels)
-		if labels == nil {
-			labels = map[string]string{}
-		}
+		labels := a.ownLabels()
 		labels[runtime.LabelOrg], labels[runtime.LabelEnv], labels[LabelVolume] = as.OrgId, as.EnvId, v.VolumeId
 		if err := a.rt.EnsureVolume(ctx, v.Name, labels); err != nil {
 			return fmt.Errorf("volume %q: %w", v.Name, err)
@@ -583,10 +584,7 @@ func (w *worker) create(ctx context.Context, as *atollv1.Assignment, hash string
 // containerSpec turns an assignment into the runtime's spec.
 func (w *worker) containerSpec(as *atollv1.Assignment, hash string) runtime.ContainerSpec {
 	a := w.a
-	labels := maps.Clone(a.cfg.ContainerLabels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
+	labels := a.ownLabels()
 	labels[runtime.LabelAlloc] = as.InstanceId
 	labels[runtime.LabelApp] = as.AppId
 	labels[runtime.LabelEnv] = as.EnvId
