@@ -141,6 +141,10 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	var local *agent.Agent
 	agentDone := make(chan error, 1)
 	if !*noAgent {
+		// After a restart the server first replays its log; the agent's
+		// token is not known before that, so its first session would be
+		// refused (and logged). Wait for it, bounded.
+		awaitReplayed(ctx, s, 30*time.Second)
 		a, dockerErr, err := startLocalAgent(ctx, env, cfg, s.GRPCAddr(), token, *routerAddr, *agentAddr, agentDone)
 		if err != nil {
 			return err
@@ -228,4 +232,22 @@ func printDevBanner(w io.Writer, s *controlplane.Server, token, tokenPath string
 	fmt.Fprintf(w, "           admin token %s  (saved to %s)\n", short, tokenPath)
 	fmt.Fprintf(w, "\n  export ATOLL_ADDR=%s ATOLL_TOKEN=$(cat %s)\n  atoll env create demo\n  curl -H \"Authorization: Bearer $ATOLL_TOKEN\" http://%s/v1/environments\n\nCtrl-C stops atoll; data stays in %s. Apps keep running in Docker and are adopted\nat the next start (atoll env stop NAME stops an environment's apps).\n",
 		s.GRPCAddr(), tokenPath, s.HTTPAddr(), strings.TrimSuffix(tokenPath, "/admin.token"))
+}
+
+// awaitReplayed waits until s has replayed its raft log (see
+// controlplane.Server.Replaying), ctx ends or max passes.
+func awaitReplayed(ctx context.Context, s *controlplane.Server, max time.Duration) {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.Replaying() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
