@@ -737,14 +737,14 @@ func appUpdate() *command {
 			}
 			if *wait {
 				if !c.json() {
-					fmt.Fprintf(c.e.stdout, "updated app %s to version %d (%s)\n", out.Name, out.Version, strings.Join(paths, ", "))
+					fmt.Fprintf(c.e.stdout, "updated app %s to version %d (%s)\n", out.Name, out.Version, changedWhat(paths))
 				}
 				return waitApp(c, envID, *env, out, start, *timeout)
 			}
 			if c.json() {
 				return printJSON(c.e.stdout, out)
 			}
-			fmt.Fprintf(c.e.stdout, "updated app %s to version %d (%s)\n", out.Name, out.Version, strings.Join(paths, ", "))
+			fmt.Fprintf(c.e.stdout, "updated app %s to version %d (%s)\n", out.Name, out.Version, changedWhat(paths))
 			return nil
 		}
 	})
@@ -858,3 +858,19 @@ func appLogs() *command {
 
 // logTime is the timestamp of a log line: fixed width, milliseconds.
 const logTime = "2006-01-02T15:04:05.000Z07:00"
+
+// changedWhat names an update's mask paths as the flags that set them.
+func changedWhat(paths []string) string {
+	names := map[string]string{
+		"source": "image", "resourceRequests": "resources", "publicEndpoint": "public endpoint",
+		"volumeMounts": "volumes", "variableSetMounts": "variable sets", "fileMounts": "files", "isActive": "active",
+	}
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = p
+		if n, ok := names[p]; ok {
+			out[i] = n
+		}
+	}
+	return strings.Join(out, ", ")
+}

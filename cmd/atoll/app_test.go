@@ -246,7 +246,7 @@ func TestCLIApps(t *testing.T) {
 	// (the old one runs on meanwhile, and is not "started")
 	out = cli.ok("app", "update", "web", "--env", "demo", "--image", "hello:2", "--wait")
 	t.Logf("app update --image --wait:\n%s", out)
-	mustContain(t, "app update --image --wait", out, "updated app web to version 2", "✓ scheduled", "✓ started (1/1 running)", "RUNNING")
+	mustContain(t, "app update --image --wait", out, "updated app web to version 2 (image)", "✓ scheduled", "✓ started (1/1 running)", "RUNNING")
 	if strings.Count(out, "✓ started") != 1 || strings.Index(out, "✓ started") < strings.Index(out, "✓ scheduled") {
 		t.Fatalf("app update --image --wait: want one \"started\", after \"scheduled\":\n%s", out)
 	}
