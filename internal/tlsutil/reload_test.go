@@ -85,11 +85,15 @@ func wantSerial(t *testing.T, addr string, cfg *tls.Config, want string) {
 	}
 }
 
-func TestTLSReloaderReload(t *testing.T) {
+// reloadingServer serves TLS with a Reloader of fresh files (serial 2) and
+// returns them, the reloader, its address, a client trusting the CA and the
+// reloader's log.
+func reloadingServer(t *testing.T, check time.Duration) (tlstest.Files, *tlsutil.Reloader, string, *tls.Config, *syncBuf) {
+	t.Helper()
 	f := tlstest.Generate(t)
-	var logs syncBuf
-	r, err := tlsutil.NewReloader(tlsutil.ReloaderOptions{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA, CheckInterval: -1,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	logs := &syncBuf{}
+	r, err := tlsutil.NewReloader(tlsutil.ReloaderOptions{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA, CheckInterval: check,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +103,11 @@ func TestTLSReloaderReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantSerial(t, addr, client, "2")
+	return f, r, addr, client, logs
+}
+
+func TestTLSReloaderReload(t *testing.T) {
+	f, r, addr, client, logs := reloadingServer(t, -1)
 
 	// Cert B: not seen until Reload (no stat with CheckInterval < 0).
 	tlstest.Reissue(t, f, 3)
@@ -112,7 +121,7 @@ func TestTLSReloaderReload(t *testing.T) {
 	if err := os.WriteFile(f.Cert, []byte("not PEM"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = r.Reload()
+	err := r.Reload()
 	if err == nil || !strings.Contains(err.Error(), f.Cert) {
 		t.Fatalf("Reload of a broken certificate: %v, want an error naming %s", err, f.Cert)
 	}
@@ -135,19 +144,7 @@ func TestTLSReloaderReload(t *testing.T) {
 }
 
 func TestTLSReloaderModTime(t *testing.T) {
-	f := tlstest.Generate(t)
-	var logs syncBuf
-	r, err := tlsutil.NewReloader(tlsutil.ReloaderOptions{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA, CheckInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := serve(t, r.ServerConfig())
-	client, err := tlsutil.ClientConfig(f.CA, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantSerial(t, addr, client, "2")
+	f, _, addr, client, logs := reloadingServer(t, 50*time.Millisecond)
 
 	// Rewritten files (modification time moved on, whatever the file
 	// system's granularity): the first handshake after CheckInterval
@@ -159,8 +156,10 @@ func TestTLSReloaderModTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	wantSerial(t, addr, client, "3")
+	awaitTLS(t, "the rewritten certificate served", func() bool {
+		got, err := handshake(addr, client)
+		return err == nil && got == "3"
+	})
 
 	// A broken file, noticed the same way, keeps B and logs the file.
 	if err := os.WriteFile(f.Cert, []byte("-----BEGIN CERTIFICATE-----\ngarbage\n"), 0o600); err != nil {
@@ -170,10 +169,24 @@ func TestTLSReloaderModTime(t *testing.T) {
 	if err := os.Chtimes(f.Cert, future, future); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Handshakes go on (each may be the one that notices) until the
+	// failed reload is logged; the certificate served stays B.
+	awaitTLS(t, "an error logged naming "+f.Cert, func() bool {
+		wantSerial(t, addr, client, "3")
+		return strings.Contains(logs.String(), "level=ERROR") && strings.Contains(logs.String(), f.Cert)
+	})
 	wantSerial(t, addr, client, "3")
-	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), f.Cert) {
-		t.Fatalf("no error logged naming %s:\n%s", f.Cert, logs.String())
+}
+
+// awaitTLS polls cond (each poll a handshake) for up to 10 s.
+func awaitTLS(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval; the condition is what is awaited
 	}
 }
 
