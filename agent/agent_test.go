@@ -658,8 +658,15 @@ func TestSessionAndLogsOverTLS(t *testing.T) {
 	// Without the CA, the agent cannot hold a session with a TLS server.
 	srv2 := agenttest.NewTLS(t, stls)
 	cfg2 := testConfig(t, t.TempDir(), srv2.Addr)
-	start(t, cfg2, newFake())
-	time.Sleep(500 * time.Millisecond)
+	plain := start(t, cfg2, newFake())
+	// It tries and fails (each failed session is counted), and never
+	// registers.
+	for deadline := time.Now().Add(wait); testutil.ToFloat64(mustCounter(t, plain.reg, "atoll_agent_session_reconnects_total")) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the plaintext agent made no session attempts")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the counter, which has no watch
+	}
 	if n := len(srv2.Registrations()); n != 0 {
 		t.Fatalf("a plaintext agent registered with a TLS server (%d registrations)", n)
 	}
