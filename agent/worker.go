@@ -63,6 +63,12 @@ type worker struct {
 
 	believedRunning atomic.Bool
 
+	// The health check's result (set by the probe goroutine) and the last
+	// status reported, under mu.
+	healthy   bool
+	healthMsg string
+	last      *atollv1.InstanceStatus
+
 	// Owned by the run goroutine.
 	state        atollv1.InstanceState
 	errMsg       string
@@ -77,6 +83,7 @@ type worker struct {
 	storageHold  bool
 	holdUntil    time.Time
 	drainUntil   time.Time // see drainDelay
+	probe        *healthProbe
 }
 
 func newWorker(a *Agent, as *atollv1.Assignment, after <-chan struct{}) *worker {
@@ -134,6 +141,7 @@ func (w *worker) snapshot() (*atollv1.Assignment, bool, string) {
 
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
+	defer w.stopHealth()
 	if w.after != nil {
 		select {
 		case <-w.after:
@@ -466,10 +474,14 @@ func (w *worker) markRunning(spec *atollv1.Assignment, info runtime.ContainerInf
 			break
 		}
 	}
+	w.startHealth(spec, info)
 	w.setState(atollv1.InstanceState_INSTANCE_RUNNING, "")
 }
 
 func (w *worker) setState(s atollv1.InstanceState, errMsg string) {
+	if s != atollv1.InstanceState_INSTANCE_RUNNING {
+		w.stopHealth() // checked again from scratch when it runs again
+	}
 	w.state, w.errMsg = s, errMsg
 	st := &atollv1.InstanceStatus{
 		InstanceId:  w.id,
@@ -484,6 +496,12 @@ func (w *worker) setState(s atollv1.InstanceState, errMsg string) {
 			st.StartedAt = timestamppb.New(w.startedAt)
 		}
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s == atollv1.InstanceState_INSTANCE_RUNNING && w.probe != nil {
+		st.Healthy, st.HealthMessage = w.healthy, w.healthMsg
+	}
+	w.last = st
 	w.a.report(st)
 }
 

@@ -397,6 +397,7 @@ func buildAssignment(tx *state.Txn, in *atollv1.Instance, domain string, kr *key
 		InstanceId: in.Id, AppId: cur.Id, AppName: cur.Name, EnvId: env.Id, EnvSlug: env.Slug, OrgId: cur.OrgId,
 		AppVersion: in.AppVersion, Command: app.ResolvedCommand, Args: app.ResolvedArgs, Env: map[string]string{},
 		Ports: app.Ports, Resources: in.Resources, Running: in.DesiredRunning, RestartGeneration: app.RestartGeneration,
+		HealthCheck: app.HealthCheck,
 	}
 	if img := app.GetSource().GetImage(); img != nil {
 		a.Image = img.Name + ":" + img.Tag
@@ -443,8 +444,8 @@ func buildRoutes(tx *state.Txn, domain string) map[string]*atollv1.RouteTargets 
 		}
 		app := tx.App(in.AppId)
 		env := tx.Environment(in.EnvId)
-		if app == nil || env == nil || app.PublicEndpoint == nil || app.IsDeleted {
-			continue
+		if app == nil || env == nil || app.PublicEndpoint == nil || app.IsDeleted || !fsm.Serving(tx, app, in) {
+			continue // unhealthy (or not yet checked): out of the routers' tables
 		}
 		host := api.PublicHostname(app.Name, env.Slug, domain)
 		if routes[host] == nil {

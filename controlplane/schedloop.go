@@ -291,7 +291,9 @@ func evaluate(tx *state.Txn, seed int64, opts evalOptions) evaluation {
 				ri := scheduler.RolloutInstance{ID: i.Id, Version: i.AppVersion, Running: running}
 				if running && i.AppVersion == spec {
 					left := healthyIn(i, opts)
-					ri.Healthy = left <= 0
+					// With a health check, it must pass too (the agent's
+					// report changes the instance: evaluated again then).
+					ri.Healthy = left <= 0 && (app.HealthCheck == nil || i.Healthy)
 					if left > 0 && (ev.recheck == 0 || left < ev.recheck) {
 						ev.recheck = left
 					}

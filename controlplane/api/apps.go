@@ -211,6 +211,7 @@ func (s *Services) checkApp(v *apierr.Violations, env *atollv1.Environment, app 
 		}
 		pe.Hostname, pe.Url = host, s.appURL(host)
 	}
+	checkHealthCheck(v, app, seen)
 	app.ResolvedCommand = commandLine(v, "command", app.Command)
 	app.ResolvedArgs = commandLine(v, "args", app.Args)
 	if n := len(app.VolumeMounts) + len(app.VariableSetMounts) + len(app.FileMounts); n > MaxMounts {
@@ -372,9 +373,12 @@ func (s *Services) presentApp(tx *state.Txn, a *atollv1.App) *atollv1.App {
 	if !fsm.AppActive(a) {
 		st.Desired = 0
 	}
-	var failing string
+	var failing, unhealthy string
 	insts := tx.AppInstances(a.Id)
 	for _, in := range insts {
+		if unhealthy == "" && in.DesiredRunning && fsm.Unhealthy(tx, a, in) {
+			unhealthy = fmt.Sprintf("instance %s unhealthy: %s", in.Id, in.HealthMessage)
+		}
 		cp := proto.Clone(in).(*atollv1.Instance)
 		if s.opts.Usage != nil {
 			cp.Measured = s.opts.Usage.InstanceUsage(in.Id)
@@ -414,6 +418,10 @@ func (s *Services) presentApp(tx *state.Txn, a *atollv1.App) *atollv1.App {
 		st.State = "PENDING"
 	default:
 		st.State = "STARTING"
+	}
+	if unhealthy != "" && (st.State == "RUNNING" || st.State == "DEGRADED") {
+		// It runs but fails its health check: out of routing, not restarted.
+		st.State, st.Message = "DEGRADED", unhealthy
 	}
 	out.Status = st
 	return out
@@ -471,6 +479,7 @@ var appFields = map[string]func(dst, src *atollv1.App){
 	"isActive":          func(d, s *atollv1.App) { d.IsActive = s.IsActive },
 	"replicas":          func(d, s *atollv1.App) { d.Replicas = s.Replicas },
 	"labels":            func(d, s *atollv1.App) { d.Labels = s.Labels },
+	"healthCheck":       func(d, s *atollv1.App) { d.HealthCheck = s.HealthCheck },
 }
 
 func (s *appService) UpdateApp(ctx context.Context, req *atollv1.UpdateAppRequest) (*atollv1.App, error) {
@@ -557,4 +566,62 @@ func (s *appService) RestartApp(ctx context.Context, req *atollv1.RestartAppRequ
 		return nil, err
 	}
 	return s.presentApp(s.snap(), out.(*atollv1.App)), nil
+}
+
+// checkHealthCheck validates an app's health check and fills in its
+// defaults. tcp holds the app's ports as "number/protocol".
+func checkHealthCheck(v *apierr.Violations, app *atollv1.App, tcp map[string]bool) {
+	hc := app.HealthCheck
+	if hc == nil {
+		return
+	}
+	switch {
+	case hc.HttpPath == "":
+		v.Add("healthCheck.httpPath", "is required (e.g. \"/healthz\")")
+	case !strings.HasPrefix(hc.HttpPath, "/"):
+		v.Add("healthCheck.httpPath", "must start with \"/\", got %q", truncate(hc.HttpPath, 80))
+	case len(hc.HttpPath) > 1024 || strings.ContainsAny(hc.HttpPath, " \t\r\n#"):
+		v.Add("healthCheck.httpPath", "must be a URL path (at most 1024 characters, no spaces or '#')")
+	}
+	if hc.Port == 0 {
+		switch {
+		case app.PublicEndpoint != nil:
+			hc.Port = app.PublicEndpoint.AppPort
+		case len(app.Ports) > 0:
+			hc.Port = app.Ports[0].Number
+		}
+	}
+	published := tcp[fmt.Sprintf("%d/TCP", hc.Port)] || app.PublicEndpoint != nil && app.PublicEndpoint.AppPort == hc.Port
+	switch {
+	case hc.Port == 0:
+		v.Add("healthCheck.port", "is required when the app has no ports and no public endpoint")
+	case hc.Port < 1 || hc.Port > 65535:
+		v.Add("healthCheck.port", "must be between 1 and 65535, got %d", hc.Port)
+	case !published:
+		v.Add("healthCheck.port", "must be one of the app's TCP ports or its public endpoint's app port, got %d", hc.Port)
+	}
+	if hc.IntervalSeconds == 0 {
+		hc.IntervalSeconds = 10
+	}
+	if hc.TimeoutSeconds == 0 {
+		hc.TimeoutSeconds = min(2, max(hc.IntervalSeconds-1, 1))
+	}
+	if hc.FailureThreshold == 0 {
+		hc.FailureThreshold = 3
+	}
+	if hc.IntervalSeconds < 1 || hc.IntervalSeconds > 300 {
+		v.Add("healthCheck.intervalSeconds", "must be between 1 and 300, got %d", hc.IntervalSeconds)
+	}
+	switch {
+	case hc.TimeoutSeconds < 1 || hc.TimeoutSeconds > 60:
+		v.Add("healthCheck.timeoutSeconds", "must be between 1 and 60, got %d", hc.TimeoutSeconds)
+	case hc.TimeoutSeconds >= hc.IntervalSeconds:
+		v.Add("healthCheck.timeoutSeconds", "must be less than intervalSeconds (%d), got %d", hc.IntervalSeconds, hc.TimeoutSeconds)
+	}
+	if hc.FailureThreshold < 1 || hc.FailureThreshold > 10 {
+		v.Add("healthCheck.failureThreshold", "must be between 1 and 10, got %d", hc.FailureThreshold)
+	}
+	if hc.InitialDelaySeconds < 0 || hc.InitialDelaySeconds > 600 {
+		v.Add("healthCheck.initialDelaySeconds", "must be between 0 and 600, got %d", hc.InitialDelaySeconds)
+	}
 }

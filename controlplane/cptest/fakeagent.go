@@ -60,6 +60,9 @@ type FakeAgent struct {
 	done     chan struct{} // closed when the current run loop ends
 	closing  bool
 	nextPort atomic.Int32
+	health   map[string]*atollv1.InstanceStatus // SetHealth: healthy, health_message
+	out      chan *atollv1.AgentMessage         // the live session's sender
+	routes   map[string][]string                // the last routing table received
 }
 
 // NewFakeAgent starts a fake agent against c (with the admin token) and
@@ -77,6 +80,41 @@ func (c *Cluster) NewFakeAgent(cfg FakeAgentConfig) *FakeAgent {
 	a.start()
 	a.WaitUntil(30*time.Second, "agent "+cfg.Name+" registered", a.connected)
 	return a
+}
+
+// SetHealth sets the health the agent reports for a running instance (as
+// its health check would: healthy, or the failure) and reports it now when
+// the instance runs. Instances start with none (healthy false, no message).
+func (a *FakeAgent) SetHealth(id string, healthy bool, msg string) {
+	a.mu.Lock()
+	if a.health == nil {
+		a.health = map[string]*atollv1.InstanceStatus{}
+	}
+	a.health[id] = &atollv1.InstanceStatus{Healthy: healthy, HealthMessage: msg}
+	_, running := a.running[id]
+	out, port := a.out, a.ports[id]
+	a.mu.Unlock()
+	if !running || out == nil {
+		return
+	}
+	select {
+	case out <- &atollv1.AgentMessage{Msg: &atollv1.AgentMessage_Status{Status: &atollv1.StatusReport{Instances: []*atollv1.InstanceStatus{{
+		InstanceId: id, State: atollv1.InstanceState_INSTANCE_RUNNING, ContainerId: "fake-" + id,
+		Address: fmt.Sprintf("127.0.0.1:%d", port), Healthy: healthy, HealthMessage: msg}}}}}:
+	default: // the session is gone: a new one reports it with the assignments
+	}
+}
+
+// Routes returns the last routing table the agent received: hostname ->
+// instance addresses.
+func (a *FakeAgent) Routes() map[string][]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string][]string{}
+	for h, r := range a.routes {
+		out[h] = slices.Clone(r)
+	}
+	return out
 }
 
 // NodeID is the id the control plane gave this agent's node.
@@ -287,6 +325,9 @@ func (a *FakeAgent) session(ctx context.Context) error {
 
 	// One sender: heartbeats and status reports share the stream.
 	out := make(chan *atollv1.AgentMessage, 64)
+	a.mu.Lock()
+	a.out = out
+	a.mu.Unlock()
 	sendErr := make(chan error, 1)
 	go func() {
 		t := time.NewTicker(period)
@@ -353,6 +394,14 @@ func (a *FakeAgent) apply(as *atollv1.Assignments) []*atollv1.InstanceStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	defer a.notifyLocked()
+	if as.Routes != nil {
+		a.routes = map[string][]string{}
+		for h, r := range as.Routes {
+			if h != "" {
+				a.routes[h] = slices.Clone(r.Addresses)
+			}
+		}
+	}
 	if as.Full {
 		keep := map[string]bool{}
 		for _, u := range as.Upsert {
@@ -388,8 +437,10 @@ func (a *FakeAgent) apply(as *atollv1.Assignments) []*atollv1.InstanceStatus {
 			port = int(a.nextPort.Add(1))
 			a.ports[u.InstanceId] = port
 		}
+		h := a.health[u.InstanceId]
 		st = append(st, &atollv1.InstanceStatus{InstanceId: u.InstanceId, State: atollv1.InstanceState_INSTANCE_RUNNING,
-			ContainerId: "fake-" + u.InstanceId, Address: fmt.Sprintf("127.0.0.1:%d", port)})
+			ContainerId: "fake-" + u.InstanceId, Address: fmt.Sprintf("127.0.0.1:%d", port),
+			Healthy: h.GetHealthy(), HealthMessage: h.GetHealthMessage()})
 	}
 	return st
 }

@@ -301,6 +301,12 @@ func (a *applier) applyUpdateInstances(c *atollv1.UpdateInstancesCmd) error {
 		if st.Address != "" {
 			in.Address = st.Address
 		}
+		// Health is the agent's word while RUNNING; anything else resets it
+		// (a restarted container is checked again from scratch).
+		in.Healthy, in.HealthMessage = false, ""
+		if st.State == atollv1.InstanceState_INSTANCE_RUNNING {
+			in.Healthy, in.HealthMessage = st.Healthy, st.HealthMessage
+		}
 		if proto.Equal(in, cur) {
 			continue
 		}

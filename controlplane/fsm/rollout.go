@@ -63,6 +63,7 @@ func containerSpec(a *atollv1.App) *atollv1.App {
 		ResolvedCommand:   a.ResolvedCommand,
 		ResolvedArgs:      a.ResolvedArgs,
 		RestartGeneration: a.RestartGeneration,
+		HealthCheck:       a.HealthCheck,
 	}
 	if pe := a.PublicEndpoint; pe != nil {
 		s.PublicEndpoint = &atollv1.PublicEndpoint{AppPort: pe.AppPort}
@@ -81,7 +82,7 @@ func containerSpec(a *atollv1.App) *atollv1.App {
 
 // SpecChanged reports whether next runs differently from cur: image,
 // command, args, variable sets and files (or their content versions), volumes, ports (with their
-// hostnames, so a rename), public port, resources or restart generation.
+// hostnames, so a rename), public port, resources, health check or restart generation.
 func SpecChanged(cur, next *atollv1.App) bool {
 	return !proto.Equal(containerSpec(cur), containerSpec(next))
 }
@@ -97,6 +98,32 @@ func InstanceSpec(tx *state.Txn, app *atollv1.App, in *atollv1.Instance) *atollv
 		return s.App
 	}
 	return nil
+}
+
+// HasHealthCheck reports whether the instance runs a spec with a health
+// check.
+func HasHealthCheck(tx *state.Txn, app *atollv1.App, in *atollv1.Instance) bool {
+	spec := InstanceSpec(tx, app, in)
+	if spec == nil {
+		spec = app
+	}
+	return spec.GetHealthCheck() != nil
+}
+
+// Serving reports whether routers send the instance requests: it is
+// RUNNING at an address, wanted running, and healthy when its spec has a
+// health check.
+func Serving(tx *state.Txn, app *atollv1.App, in *atollv1.Instance) bool {
+	if in.State != atollv1.InstanceState_INSTANCE_RUNNING || in.Address == "" || !in.DesiredRunning {
+		return false
+	}
+	return in.Healthy || !HasHealthCheck(tx, app, in)
+}
+
+// Unhealthy reports whether the instance runs and its health check failed
+// (failure threshold reached; not while the first checks are pending).
+func Unhealthy(tx *state.Txn, app *atollv1.App, in *atollv1.Instance) bool {
+	return in.State == atollv1.InstanceState_INSTANCE_RUNNING && !in.Healthy && in.HealthMessage != "" && HasHealthCheck(tx, app, in)
 }
 
 // nextSpecVersion decides the spec version of an updated app: unchanged
@@ -176,7 +203,8 @@ func (a *applier) pruneTouchedSpecs() error {
 
 // Rollout describes an app's rollout from its instances (in creation
 // order): nil when every instance runs the current spec or the app is not
-// active. A new instance that fails (ERROR, or FAILED: it exited) halts the
+// active. A new instance that fails (ERROR, or FAILED: it exited; or it
+// runs and fails its health check) halts the
 // rollout: FAILED, with that instance's error; it goes on by itself if the
 // instance recovers, and a later update supersedes it.
 func Rollout(app *atollv1.App, insts []*atollv1.Instance) *atollv1.AppRollout {
@@ -200,7 +228,12 @@ func Rollout(app *atollv1.App, insts []*atollv1.Instance) *atollv1.AppRollout {
 		}
 		switch in.State {
 		case atollv1.InstanceState_INSTANCE_RUNNING:
-			r.Updated++
+			switch {
+			case app.HealthCheck == nil || in.Healthy:
+				r.Updated++
+			case in.HealthMessage != "" && failed == nil:
+				failed = in // runs, but fails its health check: the rollout waits
+			}
 		case atollv1.InstanceState_INSTANCE_ERROR, atollv1.InstanceState_INSTANCE_FAILED:
 			if failed == nil {
 				failed = in
@@ -212,6 +245,9 @@ func Rollout(app *atollv1.App, insts []*atollv1.Instance) *atollv1.AppRollout {
 	}
 	if failed != nil {
 		why := failed.LastError
+		if failed.State == atollv1.InstanceState_INSTANCE_RUNNING {
+			why = "unhealthy: " + failed.HealthMessage
+		}
 		if why == "" {
 			why = "instance failed"
 		}

@@ -386,6 +386,97 @@ func (x *PublicEndpoint) GetUrl() string {
 	return ""
 }
 
+// HealthCheck is an HTTP check the agent runs against every RUNNING
+// instance: GET http://<host address>:<host port of port><http_path>, every
+// interval, with the timeout, after the initial delay. A 2xx or 3xx answer is
+// healthy; failure_threshold failures in a row make the instance unhealthy.
+// An unhealthy instance is taken out of routing (not restarted: restarts are
+// for exits); a rollout waits for a new instance to be healthy. Part of the
+// container spec: changing it rolls the instances.
+type HealthCheck struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	HttpPath            string                 `protobuf:"bytes,1,opt,name=http_path,json=httpPath,proto3" json:"http_path,omitempty"`                                     // required, starts with "/"
+	Port                int32                  `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`                                                            // default: the public endpoint's app port, else the first port
+	IntervalSeconds     int32                  `protobuf:"varint,3,opt,name=interval_seconds,json=intervalSeconds,proto3" json:"interval_seconds,omitempty"`               // default 10 (1-300)
+	TimeoutSeconds      int32                  `protobuf:"varint,4,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`                  // default 2 (1-60, less than the interval)
+	FailureThreshold    int32                  `protobuf:"varint,5,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`            // default 3 (1-10)
+	InitialDelaySeconds int32                  `protobuf:"varint,6,opt,name=initial_delay_seconds,json=initialDelaySeconds,proto3" json:"initial_delay_seconds,omitempty"` // default 0 (0-600)
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_atoll_v1_app_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_atoll_v1_app_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HealthCheck) GetHttpPath() string {
+	if x != nil {
+		return x.HttpPath
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetIntervalSeconds() int32 {
+	if x != nil {
+		return x.IntervalSeconds
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetTimeoutSeconds() int32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetFailureThreshold() int32 {
+	if x != nil {
+		return x.FailureThreshold
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetInitialDelaySeconds() int32 {
+	if x != nil {
+		return x.InitialDelaySeconds
+	}
+	return 0
+}
+
 type VolumeMount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	VolNameRef    string                 `protobuf:"bytes,1,opt,name=vol_name_ref,json=volNameRef,proto3" json:"vol_name_ref,omitempty"`
@@ -397,7 +488,7 @@ type VolumeMount struct {
 
 func (x *VolumeMount) Reset() {
 	*x = VolumeMount{}
-	mi := &file_atoll_v1_app_proto_msgTypes[5]
+	mi := &file_atoll_v1_app_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +500,7 @@ func (x *VolumeMount) String() string {
 func (*VolumeMount) ProtoMessage() {}
 
 func (x *VolumeMount) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[5]
+	mi := &file_atoll_v1_app_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +513,7 @@ func (x *VolumeMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeMount.ProtoReflect.Descriptor instead.
 func (*VolumeMount) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{5}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VolumeMount) GetVolNameRef() string {
@@ -460,7 +551,7 @@ type VariableSetMount struct {
 
 func (x *VariableSetMount) Reset() {
 	*x = VariableSetMount{}
-	mi := &file_atoll_v1_app_proto_msgTypes[6]
+	mi := &file_atoll_v1_app_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +563,7 @@ func (x *VariableSetMount) String() string {
 func (*VariableSetMount) ProtoMessage() {}
 
 func (x *VariableSetMount) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[6]
+	mi := &file_atoll_v1_app_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +576,7 @@ func (x *VariableSetMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VariableSetMount.ProtoReflect.Descriptor instead.
 func (*VariableSetMount) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{6}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VariableSetMount) GetVarSetNameRef() string {
@@ -524,7 +615,7 @@ type FileMount struct {
 
 func (x *FileMount) Reset() {
 	*x = FileMount{}
-	mi := &file_atoll_v1_app_proto_msgTypes[7]
+	mi := &file_atoll_v1_app_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +627,7 @@ func (x *FileMount) String() string {
 func (*FileMount) ProtoMessage() {}
 
 func (x *FileMount) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[7]
+	mi := &file_atoll_v1_app_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +640,7 @@ func (x *FileMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileMount.ProtoReflect.Descriptor instead.
 func (*FileMount) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{7}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FileMount) GetFileNameRef() string {
@@ -616,14 +707,19 @@ type Instance struct {
 	// When the control plane recorded the instance RUNNING (cleared when it
 	// stops running): a rollout counts a new instance healthy once it has run
 	// for the minimum healthy time.
-	RunningSince  *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=running_since,json=runningSince,proto3" json:"running_since,omitempty"`
+	RunningSince *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=running_since,json=runningSince,proto3" json:"running_since,omitempty"`
+	// The app's health check, when its spec has one (output): healthy once a
+	// check passed; health_message says why it is not (the last failure, e.g.
+	// "GET /healthz: 503"; empty while the first checks are pending).
+	Healthy       bool   `protobuf:"varint,22,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	HealthMessage string `protobuf:"bytes,23,opt,name=health_message,json=healthMessage,proto3" json:"health_message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_atoll_v1_app_proto_msgTypes[8]
+	mi := &file_atoll_v1_app_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +731,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[8]
+	mi := &file_atoll_v1_app_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +744,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{8}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Instance) GetId() string {
@@ -798,6 +894,20 @@ func (x *Instance) GetRunningSince() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Instance) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *Instance) GetHealthMessage() string {
+	if x != nil {
+		return x.HealthMessage
+	}
+	return ""
+}
+
 // AppRollout is the progress of an app's rolling update to its spec
 // version: new instances start one at a time (one extra instance at most)
 // and an old one stops only when a new one has run for the minimum healthy
@@ -816,7 +926,7 @@ type AppRollout struct {
 
 func (x *AppRollout) Reset() {
 	*x = AppRollout{}
-	mi := &file_atoll_v1_app_proto_msgTypes[9]
+	mi := &file_atoll_v1_app_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +938,7 @@ func (x *AppRollout) String() string {
 func (*AppRollout) ProtoMessage() {}
 
 func (x *AppRollout) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[9]
+	mi := &file_atoll_v1_app_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +951,7 @@ func (x *AppRollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppRollout.ProtoReflect.Descriptor instead.
 func (*AppRollout) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{9}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AppRollout) GetVersion() int64 {
@@ -904,7 +1014,7 @@ type AppSpec struct {
 
 func (x *AppSpec) Reset() {
 	*x = AppSpec{}
-	mi := &file_atoll_v1_app_proto_msgTypes[10]
+	mi := &file_atoll_v1_app_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1026,7 @@ func (x *AppSpec) String() string {
 func (*AppSpec) ProtoMessage() {}
 
 func (x *AppSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[10]
+	mi := &file_atoll_v1_app_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1039,7 @@ func (x *AppSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppSpec.ProtoReflect.Descriptor instead.
 func (*AppSpec) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{10}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AppSpec) GetId() string {
@@ -988,7 +1098,7 @@ type AppStatus struct {
 
 func (x *AppStatus) Reset() {
 	*x = AppStatus{}
-	mi := &file_atoll_v1_app_proto_msgTypes[11]
+	mi := &file_atoll_v1_app_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1110,7 @@ func (x *AppStatus) String() string {
 func (*AppStatus) ProtoMessage() {}
 
 func (x *AppStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[11]
+	mi := &file_atoll_v1_app_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1123,7 @@ func (x *AppStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppStatus.ProtoReflect.Descriptor instead.
 func (*AppStatus) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{11}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppStatus) GetState() string {
@@ -1099,14 +1209,16 @@ type App struct {
 	// update changing the spec sets it to the new version and rolls the
 	// instances; other updates (replicas, name, labels, isActive) keep it, so
 	// running instances are not replaced. Output.
-	SpecVersion   int64 `protobuf:"varint,31,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	SpecVersion int64 `protobuf:"varint,31,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	// An HTTP health check of the instances (optional; see HealthCheck).
+	HealthCheck   *HealthCheck `protobuf:"bytes,32,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_atoll_v1_app_proto_msgTypes[12]
+	mi := &file_atoll_v1_app_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1230,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[12]
+	mi := &file_atoll_v1_app_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1243,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{12}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *App) GetId() string {
@@ -1351,6 +1463,13 @@ func (x *App) GetSpecVersion() int64 {
 	return 0
 }
 
+func (x *App) GetHealthCheck() *HealthCheck {
+	if x != nil {
+		return x.HealthCheck
+	}
+	return nil
+}
+
 type CreateAppRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EnvId         string                 `protobuf:"bytes,1,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
@@ -1361,7 +1480,7 @@ type CreateAppRequest struct {
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[13]
+	mi := &file_atoll_v1_app_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1492,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[13]
+	mi := &file_atoll_v1_app_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1505,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{13}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateAppRequest) GetEnvId() string {
@@ -1413,7 +1532,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[14]
+	mi := &file_atoll_v1_app_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1544,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[14]
+	mi := &file_atoll_v1_app_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1557,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{14}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetAppRequest) GetEnvId() string {
@@ -1467,7 +1586,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[15]
+	mi := &file_atoll_v1_app_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1598,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[15]
+	mi := &file_atoll_v1_app_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1611,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{15}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListAppsRequest) GetEnvId() string {
@@ -1534,7 +1653,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_atoll_v1_app_proto_msgTypes[16]
+	mi := &file_atoll_v1_app_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1665,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[16]
+	mi := &file_atoll_v1_app_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1678,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{16}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -1595,7 +1714,7 @@ type UpdateAppRequest struct {
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[17]
+	mi := &file_atoll_v1_app_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1726,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[17]
+	mi := &file_atoll_v1_app_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1739,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{17}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateAppRequest) GetEnvId() string {
@@ -1661,7 +1780,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[18]
+	mi := &file_atoll_v1_app_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1792,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[18]
+	mi := &file_atoll_v1_app_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1805,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{18}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteAppRequest) GetEnvId() string {
@@ -1713,7 +1832,7 @@ type RestartAppRequest struct {
 
 func (x *RestartAppRequest) Reset() {
 	*x = RestartAppRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[19]
+	mi := &file_atoll_v1_app_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1844,7 @@ func (x *RestartAppRequest) String() string {
 func (*RestartAppRequest) ProtoMessage() {}
 
 func (x *RestartAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[19]
+	mi := &file_atoll_v1_app_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1857,7 @@ func (x *RestartAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartAppRequest.ProtoReflect.Descriptor instead.
 func (*RestartAppRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{19}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RestartAppRequest) GetEnvId() string {
@@ -1779,7 +1898,7 @@ type GetAppLogsRequest struct {
 
 func (x *GetAppLogsRequest) Reset() {
 	*x = GetAppLogsRequest{}
-	mi := &file_atoll_v1_app_proto_msgTypes[20]
+	mi := &file_atoll_v1_app_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +1910,7 @@ func (x *GetAppLogsRequest) String() string {
 func (*GetAppLogsRequest) ProtoMessage() {}
 
 func (x *GetAppLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[20]
+	mi := &file_atoll_v1_app_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +1923,7 @@ func (x *GetAppLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppLogsRequest.ProtoReflect.Descriptor instead.
 func (*GetAppLogsRequest) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{20}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetAppLogsRequest) GetEnvId() string {
@@ -1863,7 +1982,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_atoll_v1_app_proto_msgTypes[21]
+	mi := &file_atoll_v1_app_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +1994,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_atoll_v1_app_proto_msgTypes[21]
+	mi := &file_atoll_v1_app_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2007,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_atoll_v1_app_proto_rawDescGZIP(), []int{21}
+	return file_atoll_v1_app_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogLine) GetTimestamp() *timestamppb.Timestamp {
@@ -1942,7 +2061,14 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"\rexternal_port\x18\x01 \x01(\x05R\fexternalPort\x12\x19\n" +
 	"\bapp_port\x18\x02 \x01(\x05R\aappPort\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x10\n" +
-	"\x03url\x18\x04 \x01(\tR\x03url\"a\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\"\xf3\x01\n" +
+	"\vHealthCheck\x12\x1b\n" +
+	"\thttp_path\x18\x01 \x01(\tR\bhttpPath\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\x12)\n" +
+	"\x10interval_seconds\x18\x03 \x01(\x05R\x0fintervalSeconds\x12'\n" +
+	"\x0ftimeout_seconds\x18\x04 \x01(\x05R\x0etimeoutSeconds\x12+\n" +
+	"\x11failure_threshold\x18\x05 \x01(\x05R\x10failureThreshold\x122\n" +
+	"\x15initial_delay_seconds\x18\x06 \x01(\x05R\x13initialDelaySeconds\"a\n" +
 	"\vVolumeMount\x12 \n" +
 	"\fvol_name_ref\x18\x01 \x01(\tR\n" +
 	"volNameRef\x12\x1c\n" +
@@ -1960,7 +2086,7 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"mount_path\x18\x03 \x01(\tR\tmountPath\x12\x1d\n" +
 	"\n" +
 	"file_owner\x18\x04 \x01(\tR\tfileOwner\x12!\n" +
-	"\ffile_version\x18\x05 \x01(\x03R\vfileVersion\"\x9f\x06\n" +
+	"\ffile_version\x18\x05 \x01(\x03R\vfileVersion\"\xe0\x06\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x15\n" +
@@ -1988,7 +2114,9 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"\fcreate_index\x18\x12 \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\x13 \x01(\x04R\vmodifyIndex\x12\x18\n" +
 	"\aaddress\x18\x14 \x01(\tR\aaddress\x12?\n" +
-	"\rrunning_since\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\frunningSince\"\xa8\x01\n" +
+	"\rrunning_since\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\frunningSince\x12\x18\n" +
+	"\ahealthy\x18\x16 \x01(\bR\ahealthy\x12%\n" +
+	"\x0ehealth_message\x18\x17 \x01(\tR\rhealthMessage\"\xa8\x01\n" +
 	"\n" +
 	"AppRollout\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x14\n" +
@@ -2010,8 +2138,7 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"\adesired\x18\x03 \x01(\x05R\adesired\x12\x18\n" +
 	"\arunning\x18\x04 \x01(\x05R\arunning\x120\n" +
 	"\tinstances\x18\x05 \x03(\v2\x12.atoll.v1.InstanceR\tinstances\x12.\n" +
-	"\arollout\x18\x06 \x01(\v2\x14.atoll.v1.AppRolloutR\arollout\"\xee\n" +
-	"\n" +
+	"\arollout\x18\x06 \x01(\v2\x14.atoll.v1.AppRolloutR\arollout\"\xa8\v\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x0ecompany_id_ref\x18\x02 \x01(\tR\fcompanyIdRef\x12\x1c\n" +
@@ -2051,7 +2178,8 @@ const file_atoll_v1_app_proto_rawDesc = "" +
 	"\x10resolved_command\x18\x1c \x03(\tR\x0fresolvedCommand\x12#\n" +
 	"\rresolved_args\x18\x1d \x03(\tR\fresolvedArgs\x121\n" +
 	"\x06labels\x18\x1e \x03(\v2\x19.atoll.v1.App.LabelsEntryR\x06labels\x12!\n" +
-	"\fspec_version\x18\x1f \x01(\x03R\vspecVersion\x1a9\n" +
+	"\fspec_version\x18\x1f \x01(\x03R\vspecVersion\x128\n" +
+	"\fhealth_check\x18  \x01(\v2\x15.atoll.v1.HealthCheckR\vhealthCheck\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\f\n" +
@@ -2135,7 +2263,7 @@ func file_atoll_v1_app_proto_rawDescGZIP() []byte {
 }
 
 var file_atoll_v1_app_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_atoll_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_atoll_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_atoll_v1_app_proto_goTypes = []any{
 	(InstanceState)(0),            // 0: atoll.v1.InstanceState
 	(*ImageRef)(nil),              // 1: atoll.v1.ImageRef
@@ -2143,80 +2271,82 @@ var file_atoll_v1_app_proto_goTypes = []any{
 	(*ResourceRequests)(nil),      // 3: atoll.v1.ResourceRequests
 	(*Port)(nil),                  // 4: atoll.v1.Port
 	(*PublicEndpoint)(nil),        // 5: atoll.v1.PublicEndpoint
-	(*VolumeMount)(nil),           // 6: atoll.v1.VolumeMount
-	(*VariableSetMount)(nil),      // 7: atoll.v1.VariableSetMount
-	(*FileMount)(nil),             // 8: atoll.v1.FileMount
-	(*Instance)(nil),              // 9: atoll.v1.Instance
-	(*AppRollout)(nil),            // 10: atoll.v1.AppRollout
-	(*AppSpec)(nil),               // 11: atoll.v1.AppSpec
-	(*AppStatus)(nil),             // 12: atoll.v1.AppStatus
-	(*App)(nil),                   // 13: atoll.v1.App
-	(*CreateAppRequest)(nil),      // 14: atoll.v1.CreateAppRequest
-	(*GetAppRequest)(nil),         // 15: atoll.v1.GetAppRequest
-	(*ListAppsRequest)(nil),       // 16: atoll.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),      // 17: atoll.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),      // 18: atoll.v1.UpdateAppRequest
-	(*DeleteAppRequest)(nil),      // 19: atoll.v1.DeleteAppRequest
-	(*RestartAppRequest)(nil),     // 20: atoll.v1.RestartAppRequest
-	(*GetAppLogsRequest)(nil),     // 21: atoll.v1.GetAppLogsRequest
-	(*LogLine)(nil),               // 22: atoll.v1.LogLine
-	nil,                           // 23: atoll.v1.App.LabelsEntry
-	(*Resources)(nil),             // 24: atoll.v1.Resources
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*structpb.Value)(nil),        // 26: google.protobuf.Value
-	(*fieldmaskpb.FieldMask)(nil), // 27: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),         // 28: google.protobuf.Empty
+	(*HealthCheck)(nil),           // 6: atoll.v1.HealthCheck
+	(*VolumeMount)(nil),           // 7: atoll.v1.VolumeMount
+	(*VariableSetMount)(nil),      // 8: atoll.v1.VariableSetMount
+	(*FileMount)(nil),             // 9: atoll.v1.FileMount
+	(*Instance)(nil),              // 10: atoll.v1.Instance
+	(*AppRollout)(nil),            // 11: atoll.v1.AppRollout
+	(*AppSpec)(nil),               // 12: atoll.v1.AppSpec
+	(*AppStatus)(nil),             // 13: atoll.v1.AppStatus
+	(*App)(nil),                   // 14: atoll.v1.App
+	(*CreateAppRequest)(nil),      // 15: atoll.v1.CreateAppRequest
+	(*GetAppRequest)(nil),         // 16: atoll.v1.GetAppRequest
+	(*ListAppsRequest)(nil),       // 17: atoll.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),      // 18: atoll.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),      // 19: atoll.v1.UpdateAppRequest
+	(*DeleteAppRequest)(nil),      // 20: atoll.v1.DeleteAppRequest
+	(*RestartAppRequest)(nil),     // 21: atoll.v1.RestartAppRequest
+	(*GetAppLogsRequest)(nil),     // 22: atoll.v1.GetAppLogsRequest
+	(*LogLine)(nil),               // 23: atoll.v1.LogLine
+	nil,                           // 24: atoll.v1.App.LabelsEntry
+	(*Resources)(nil),             // 25: atoll.v1.Resources
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*structpb.Value)(nil),        // 27: google.protobuf.Value
+	(*fieldmaskpb.FieldMask)(nil), // 28: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),         // 29: google.protobuf.Empty
 }
 var file_atoll_v1_app_proto_depIdxs = []int32{
 	1,  // 0: atoll.v1.AppSource.image:type_name -> atoll.v1.ImageRef
 	0,  // 1: atoll.v1.Instance.state:type_name -> atoll.v1.InstanceState
-	24, // 2: atoll.v1.Instance.resources:type_name -> atoll.v1.Resources
-	24, // 3: atoll.v1.Instance.measured:type_name -> atoll.v1.Resources
-	25, // 4: atoll.v1.Instance.created_at:type_name -> google.protobuf.Timestamp
-	25, // 5: atoll.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
-	25, // 6: atoll.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
-	25, // 7: atoll.v1.Instance.running_since:type_name -> google.protobuf.Timestamp
-	13, // 8: atoll.v1.AppSpec.app:type_name -> atoll.v1.App
-	9,  // 9: atoll.v1.AppStatus.instances:type_name -> atoll.v1.Instance
-	10, // 10: atoll.v1.AppStatus.rollout:type_name -> atoll.v1.AppRollout
+	25, // 2: atoll.v1.Instance.resources:type_name -> atoll.v1.Resources
+	25, // 3: atoll.v1.Instance.measured:type_name -> atoll.v1.Resources
+	26, // 4: atoll.v1.Instance.created_at:type_name -> google.protobuf.Timestamp
+	26, // 5: atoll.v1.Instance.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 6: atoll.v1.Instance.started_at:type_name -> google.protobuf.Timestamp
+	26, // 7: atoll.v1.Instance.running_since:type_name -> google.protobuf.Timestamp
+	14, // 8: atoll.v1.AppSpec.app:type_name -> atoll.v1.App
+	10, // 9: atoll.v1.AppStatus.instances:type_name -> atoll.v1.Instance
+	11, // 10: atoll.v1.AppStatus.rollout:type_name -> atoll.v1.AppRollout
 	2,  // 11: atoll.v1.App.source:type_name -> atoll.v1.AppSource
 	3,  // 12: atoll.v1.App.resource_requests:type_name -> atoll.v1.ResourceRequests
 	4,  // 13: atoll.v1.App.ports:type_name -> atoll.v1.Port
 	5,  // 14: atoll.v1.App.public_endpoint:type_name -> atoll.v1.PublicEndpoint
-	26, // 15: atoll.v1.App.command:type_name -> google.protobuf.Value
-	26, // 16: atoll.v1.App.args:type_name -> google.protobuf.Value
-	6,  // 17: atoll.v1.App.volume_mounts:type_name -> atoll.v1.VolumeMount
-	7,  // 18: atoll.v1.App.variable_set_mounts:type_name -> atoll.v1.VariableSetMount
-	8,  // 19: atoll.v1.App.file_mounts:type_name -> atoll.v1.FileMount
-	25, // 20: atoll.v1.App.created_at:type_name -> google.protobuf.Timestamp
-	25, // 21: atoll.v1.App.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 22: atoll.v1.App.requests:type_name -> atoll.v1.Resources
-	12, // 23: atoll.v1.App.status:type_name -> atoll.v1.AppStatus
-	23, // 24: atoll.v1.App.labels:type_name -> atoll.v1.App.LabelsEntry
-	13, // 25: atoll.v1.CreateAppRequest.app:type_name -> atoll.v1.App
-	13, // 26: atoll.v1.ListAppsResponse.apps:type_name -> atoll.v1.App
-	13, // 27: atoll.v1.UpdateAppRequest.app:type_name -> atoll.v1.App
-	27, // 28: atoll.v1.UpdateAppRequest.update_mask:type_name -> google.protobuf.FieldMask
-	25, // 29: atoll.v1.LogLine.timestamp:type_name -> google.protobuf.Timestamp
-	14, // 30: atoll.v1.AppService.CreateApp:input_type -> atoll.v1.CreateAppRequest
-	15, // 31: atoll.v1.AppService.GetApp:input_type -> atoll.v1.GetAppRequest
-	16, // 32: atoll.v1.AppService.ListApps:input_type -> atoll.v1.ListAppsRequest
-	18, // 33: atoll.v1.AppService.UpdateApp:input_type -> atoll.v1.UpdateAppRequest
-	19, // 34: atoll.v1.AppService.DeleteApp:input_type -> atoll.v1.DeleteAppRequest
-	20, // 35: atoll.v1.AppService.RestartApp:input_type -> atoll.v1.RestartAppRequest
-	21, // 36: atoll.v1.AppService.GetAppLogs:input_type -> atoll.v1.GetAppLogsRequest
-	13, // 37: atoll.v1.AppService.CreateApp:output_type -> atoll.v1.App
-	13, // 38: atoll.v1.AppService.GetApp:output_type -> atoll.v1.App
-	17, // 39: atoll.v1.AppService.ListApps:output_type -> atoll.v1.ListAppsResponse
-	13, // 40: atoll.v1.AppService.UpdateApp:output_type -> atoll.v1.App
-	28, // 41: atoll.v1.AppService.DeleteApp:output_type -> google.protobuf.Empty
-	13, // 42: atoll.v1.AppService.RestartApp:output_type -> atoll.v1.App
-	22, // 43: atoll.v1.AppService.GetAppLogs:output_type -> atoll.v1.LogLine
-	37, // [37:44] is the sub-list for method output_type
-	30, // [30:37] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	27, // 15: atoll.v1.App.command:type_name -> google.protobuf.Value
+	27, // 16: atoll.v1.App.args:type_name -> google.protobuf.Value
+	7,  // 17: atoll.v1.App.volume_mounts:type_name -> atoll.v1.VolumeMount
+	8,  // 18: atoll.v1.App.variable_set_mounts:type_name -> atoll.v1.VariableSetMount
+	9,  // 19: atoll.v1.App.file_mounts:type_name -> atoll.v1.FileMount
+	26, // 20: atoll.v1.App.created_at:type_name -> google.protobuf.Timestamp
+	26, // 21: atoll.v1.App.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 22: atoll.v1.App.requests:type_name -> atoll.v1.Resources
+	13, // 23: atoll.v1.App.status:type_name -> atoll.v1.AppStatus
+	24, // 24: atoll.v1.App.labels:type_name -> atoll.v1.App.LabelsEntry
+	6,  // 25: atoll.v1.App.health_check:type_name -> atoll.v1.HealthCheck
+	14, // 26: atoll.v1.CreateAppRequest.app:type_name -> atoll.v1.App
+	14, // 27: atoll.v1.ListAppsResponse.apps:type_name -> atoll.v1.App
+	14, // 28: atoll.v1.UpdateAppRequest.app:type_name -> atoll.v1.App
+	28, // 29: atoll.v1.UpdateAppRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26, // 30: atoll.v1.LogLine.timestamp:type_name -> google.protobuf.Timestamp
+	15, // 31: atoll.v1.AppService.CreateApp:input_type -> atoll.v1.CreateAppRequest
+	16, // 32: atoll.v1.AppService.GetApp:input_type -> atoll.v1.GetAppRequest
+	17, // 33: atoll.v1.AppService.ListApps:input_type -> atoll.v1.ListAppsRequest
+	19, // 34: atoll.v1.AppService.UpdateApp:input_type -> atoll.v1.UpdateAppRequest
+	20, // 35: atoll.v1.AppService.DeleteApp:input_type -> atoll.v1.DeleteAppRequest
+	21, // 36: atoll.v1.AppService.RestartApp:input_type -> atoll.v1.RestartAppRequest
+	22, // 37: atoll.v1.AppService.GetAppLogs:input_type -> atoll.v1.GetAppLogsRequest
+	14, // 38: atoll.v1.AppService.CreateApp:output_type -> atoll.v1.App
+	14, // 39: atoll.v1.AppService.GetApp:output_type -> atoll.v1.App
+	18, // 40: atoll.v1.AppService.ListApps:output_type -> atoll.v1.ListAppsResponse
+	14, // 41: atoll.v1.AppService.UpdateApp:output_type -> atoll.v1.App
+	29, // 42: atoll.v1.AppService.DeleteApp:output_type -> google.protobuf.Empty
+	14, // 43: atoll.v1.AppService.RestartApp:output_type -> atoll.v1.App
+	23, // 44: atoll.v1.AppService.GetAppLogs:output_type -> atoll.v1.LogLine
+	38, // [38:45] is the sub-list for method output_type
+	31, // [31:38] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_app_proto_init() }
@@ -2225,14 +2355,14 @@ func file_atoll_v1_app_proto_init() {
 		return
 	}
 	file_atoll_v1_types_proto_init()
-	file_atoll_v1_app_proto_msgTypes[12].OneofWrappers = []any{}
+	file_atoll_v1_app_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atoll_v1_app_proto_rawDesc), len(file_atoll_v1_app_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

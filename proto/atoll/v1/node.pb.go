@@ -674,14 +674,19 @@ func (x *RegisterNode) GetAgentAddress() string {
 }
 
 type InstanceStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	State         InstanceState          `protobuf:"varint,2,opt,name=state,proto3,enum=atoll.v1.InstanceState" json:"state,omitempty"`
-	ContainerId   string                 `protobuf:"bytes,3,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
-	Restarts      int32                  `protobuf:"varint,4,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	Address       string                 `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId  string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	State       InstanceState          `protobuf:"varint,2,opt,name=state,proto3,enum=atoll.v1.InstanceState" json:"state,omitempty"`
+	ContainerId string                 `protobuf:"bytes,3,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Restarts    int32                  `protobuf:"varint,4,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Error       string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	StartedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	Address     string                 `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"`
+	// The health check's result while RUNNING (assignments with a check only):
+	// healthy after a passing check; health_message is the last failure once
+	// failure_threshold checks failed in a row.
+	Healthy       bool   `protobuf:"varint,8,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	HealthMessage string `protobuf:"bytes,9,opt,name=health_message,json=healthMessage,proto3" json:"health_message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -761,6 +766,20 @@ func (x *InstanceStatus) GetStartedAt() *timestamppb.Timestamp {
 func (x *InstanceStatus) GetAddress() string {
 	if x != nil {
 		return x.Address
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *InstanceStatus) GetHealthMessage() string {
+	if x != nil {
+		return x.HealthMessage
 	}
 	return ""
 }
@@ -1339,8 +1358,9 @@ type Assignment struct {
 	Resources         *Resources             `protobuf:"bytes,15,opt,name=resources,proto3" json:"resources,omitempty"`
 	Running           bool                   `protobuf:"varint,16,opt,name=running,proto3" json:"running,omitempty"` // false: stop (keep) the container
 	RestartGeneration int64                  `protobuf:"varint,17,opt,name=restart_generation,json=restartGeneration,proto3" json:"restart_generation,omitempty"`
-	PublicPort        int32                  `protobuf:"varint,18,opt,name=public_port,json=publicPort,proto3" json:"public_port,omitempty"` // app port the router sends traffic to
-	Hostname          string                 `protobuf:"bytes,19,opt,name=hostname,proto3" json:"hostname,omitempty"`                        // public hostname routed to this instance
+	PublicPort        int32                  `protobuf:"varint,18,opt,name=public_port,json=publicPort,proto3" json:"public_port,omitempty"`   // app port the router sends traffic to
+	Hostname          string                 `protobuf:"bytes,19,opt,name=hostname,proto3" json:"hostname,omitempty"`                          // public hostname routed to this instance
+	HealthCheck       *HealthCheck           `protobuf:"bytes,20,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"` // with defaults filled in; nil: none
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1506,6 +1526,13 @@ func (x *Assignment) GetHostname() string {
 		return x.Hostname
 	}
 	return ""
+}
+
+func (x *Assignment) GetHealthCheck() *HealthCheck {
+	if x != nil {
+		return x.HealthCheck
+	}
+	return nil
 }
 
 type Assignments struct {
@@ -1695,7 +1722,7 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\ragent_address\x18\t \x01(\tR\fagentAddress\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x02\n" +
 	"\x0eInstanceStatus\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12-\n" +
@@ -1705,7 +1732,9 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x129\n" +
 	"\n" +
 	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x18\n" +
-	"\aaddress\x18\a \x01(\tR\aaddress\"F\n" +
+	"\aaddress\x18\a \x01(\tR\aaddress\x12\x18\n" +
+	"\ahealthy\x18\b \x01(\bR\ahealthy\x12%\n" +
+	"\x0ehealth_message\x18\t \x01(\tR\rhealthMessage\"F\n" +
 	"\fStatusReport\x126\n" +
 	"\tinstances\x18\x01 \x03(\v2\x18.atoll.v1.InstanceStatusR\tinstances\"Y\n" +
 	"\rInstanceUsage\x12\x1f\n" +
@@ -1742,7 +1771,7 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\tvolume_id\x18\x01 \x01(\tR\bvolumeId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x17\n" +
-	"\asize_mb\x18\x04 \x01(\x05R\x06sizeMb\"\xb9\x05\n" +
+	"\asize_mb\x18\x04 \x01(\x05R\x06sizeMb\"\xf3\x05\n" +
 	"\n" +
 	"Assignment\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
@@ -1767,7 +1796,8 @@ const file_atoll_v1_node_proto_rawDesc = "" +
 	"\x12restart_generation\x18\x11 \x01(\x03R\x11restartGeneration\x12\x1f\n" +
 	"\vpublic_port\x18\x12 \x01(\x05R\n" +
 	"publicPort\x12\x1a\n" +
-	"\bhostname\x18\x13 \x01(\tR\bhostname\x1a6\n" +
+	"\bhostname\x18\x13 \x01(\tR\bhostname\x128\n" +
+	"\fhealth_check\x18\x14 \x01(\v2\x15.atoll.v1.HealthCheckR\vhealthCheck\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x02\n" +
@@ -1843,7 +1873,8 @@ var file_atoll_v1_node_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 	(InstanceState)(0),            // 27: atoll.v1.InstanceState
 	(*Port)(nil),                  // 28: atoll.v1.Port
-	(*LogLine)(nil),               // 29: atoll.v1.LogLine
+	(*HealthCheck)(nil),           // 29: atoll.v1.HealthCheck
+	(*LogLine)(nil),               // 30: atoll.v1.LogLine
 }
 var file_atoll_v1_node_proto_depIdxs = []int32{
 	0,  // 0: atoll.v1.Node.status:type_name -> atoll.v1.NodeStatus
@@ -1876,24 +1907,25 @@ var file_atoll_v1_node_proto_depIdxs = []int32{
 	17, // 27: atoll.v1.Assignment.volumes:type_name -> atoll.v1.ContainerVolume
 	28, // 28: atoll.v1.Assignment.ports:type_name -> atoll.v1.Port
 	25, // 29: atoll.v1.Assignment.resources:type_name -> atoll.v1.Resources
-	18, // 30: atoll.v1.Assignments.upsert:type_name -> atoll.v1.Assignment
-	24, // 31: atoll.v1.Assignments.routes:type_name -> atoll.v1.Assignments.RoutesEntry
-	20, // 32: atoll.v1.Assignments.RoutesEntry.value:type_name -> atoll.v1.RouteTargets
-	2,  // 33: atoll.v1.NodeService.ListNodes:input_type -> atoll.v1.ListNodesRequest
-	4,  // 34: atoll.v1.NodeService.GetNode:input_type -> atoll.v1.GetNodeRequest
-	5,  // 35: atoll.v1.NodeService.DrainNode:input_type -> atoll.v1.DrainNodeRequest
-	6,  // 36: atoll.v1.AgentService.Session:input_type -> atoll.v1.AgentMessage
-	15, // 37: atoll.v1.AgentLogService.InstanceLogs:input_type -> atoll.v1.InstanceLogsRequest
-	3,  // 38: atoll.v1.NodeService.ListNodes:output_type -> atoll.v1.ListNodesResponse
-	1,  // 39: atoll.v1.NodeService.GetNode:output_type -> atoll.v1.Node
-	1,  // 40: atoll.v1.NodeService.DrainNode:output_type -> atoll.v1.Node
-	13, // 41: atoll.v1.AgentService.Session:output_type -> atoll.v1.ServerMessage
-	29, // 42: atoll.v1.AgentLogService.InstanceLogs:output_type -> atoll.v1.LogLine
-	38, // [38:43] is the sub-list for method output_type
-	33, // [33:38] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	29, // 30: atoll.v1.Assignment.health_check:type_name -> atoll.v1.HealthCheck
+	18, // 31: atoll.v1.Assignments.upsert:type_name -> atoll.v1.Assignment
+	24, // 32: atoll.v1.Assignments.routes:type_name -> atoll.v1.Assignments.RoutesEntry
+	20, // 33: atoll.v1.Assignments.RoutesEntry.value:type_name -> atoll.v1.RouteTargets
+	2,  // 34: atoll.v1.NodeService.ListNodes:input_type -> atoll.v1.ListNodesRequest
+	4,  // 35: atoll.v1.NodeService.GetNode:input_type -> atoll.v1.GetNodeRequest
+	5,  // 36: atoll.v1.NodeService.DrainNode:input_type -> atoll.v1.DrainNodeRequest
+	6,  // 37: atoll.v1.AgentService.Session:input_type -> atoll.v1.AgentMessage
+	15, // 38: atoll.v1.AgentLogService.InstanceLogs:input_type -> atoll.v1.InstanceLogsRequest
+	3,  // 39: atoll.v1.NodeService.ListNodes:output_type -> atoll.v1.ListNodesResponse
+	1,  // 40: atoll.v1.NodeService.GetNode:output_type -> atoll.v1.Node
+	1,  // 41: atoll.v1.NodeService.DrainNode:output_type -> atoll.v1.Node
+	13, // 42: atoll.v1.AgentService.Session:output_type -> atoll.v1.ServerMessage
+	30, // 43: atoll.v1.AgentLogService.InstanceLogs:output_type -> atoll.v1.LogLine
+	39, // [39:44] is the sub-list for method output_type
+	34, // [34:39] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_atoll_v1_node_proto_init() }
