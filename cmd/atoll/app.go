@@ -85,6 +85,9 @@ type appFlags struct {
 	ports, volumes, varsets, files, labels     multiFlag
 	public                                     publicFlag
 	active                                     *bool
+	healthPath                                 *string
+	healthPort                                 *int
+	healthInterval                             *time.Duration
 }
 
 func (f *appFlags) register(fs *flag.FlagSet, create bool) {
@@ -101,6 +104,9 @@ func (f *appFlags) register(fs *flag.FlagSet, create bool) {
 	fs.Var(&f.varsets, "varset", "variable set NAME whose variables become env vars (repeatable)")
 	fs.Var(&f.files, "file", "mount a file NAME:/path[:owner] read-only (repeatable)")
 	fs.Var(&f.labels, "label", "label key=value (repeatable)")
+	f.healthPath = fs.String("health-path", "", "HTTP health check: GET this path (e.g. /healthz); 2xx/3xx is healthy, and only healthy instances get traffic (update: --health-path= removes the check)")
+	f.healthPort = fs.Int("health-port", 0, "container port of the health check (default: the public port, else the first port)")
+	f.healthInterval = fs.Duration("health-interval", 0, "time between health checks, whole seconds (default 10s)")
 	if create {
 		f.active = fs.Bool("inactive", false, "create it without running any instance")
 	} else {
@@ -264,6 +270,33 @@ func (f *appFlags) apply(app *atollv1.App, set map[string]bool, create bool) ([]
 			app.FileMounts = append(app.FileMounts, m)
 		}
 		add("fileMounts")
+	}
+	if set["health-path"] || set["health-port"] || set["health-interval"] {
+		hc := proto.Clone(app.GetHealthCheck()).(*atollv1.HealthCheck)
+		if hc == nil {
+			hc = &atollv1.HealthCheck{}
+		}
+		if set["health-path"] {
+			hc.HttpPath = *f.healthPath
+		}
+		if set["health-port"] {
+			hc.Port = int32(*f.healthPort)
+		}
+		if set["health-interval"] {
+			d := *f.healthInterval
+			if d < time.Second || d%time.Second != 0 {
+				return nil, usagef("--health-interval %s: want whole seconds, e.g. 10s", d)
+			}
+			hc.IntervalSeconds = int32(d / time.Second)
+			if hc.TimeoutSeconds >= hc.IntervalSeconds {
+				hc.TimeoutSeconds = 0 // the default again (less than the interval)
+			}
+		}
+		app.HealthCheck = hc
+		if set["health-path"] && *f.healthPath == "" && !set["health-port"] && !set["health-interval"] {
+			app.HealthCheck = nil // --health-path= removes the check
+		}
+		add("healthCheck")
 	}
 	if set["label"] {
 		lbl, _, err := parseLabels(f.labels, false)
@@ -457,13 +490,18 @@ func waitApp(c *call, envID, envRef string, app *atollv1.App, start time.Time, t
 		st := a.GetStatus()
 		// running counts the instances of the new version only: during a
 		// rollout the old ones run too, and are no news.
-		running := int32(0)
+		running, healthy := int32(0), int32(0)
 		for _, in := range st.GetInstances() {
 			if in.AppVersion != specVersion(a) {
 				continue
 			}
 			if in.State == atollv1.InstanceState_INSTANCE_RUNNING {
 				running++
+				if in.Healthy {
+					healthy++
+				} else if in.HealthMessage != "" {
+					say("unhealthy/"+in.Id+"/"+in.HealthMessage, "✗ %s unhealthy: %s", shortID(in.Id), in.HealthMessage)
+				}
 			}
 			if in.NodeId != "" {
 				if _, ok := names[in.NodeId]; !ok {
@@ -482,13 +520,21 @@ func waitApp(c *call, envID, envRef string, app *atollv1.App, start time.Time, t
 			lastRunning = running
 			fmt.Fprintf(w, "  ✓ started (%d/%d running)\n", running, st.GetDesired())
 		}
+		checked := a.GetHealthCheck() != nil
+		if checked && running > 0 && healthy == running && running >= st.GetDesired() {
+			say("healthy", "✓ healthy (%d/%d)", healthy, st.GetDesired())
+		}
 		if st.GetState() == "PENDING" && st.GetMessage() != "" {
 			say("pending/"+st.GetMessage(), "… pending: %s", st.GetMessage())
 		}
 		if ro := st.GetRollout(); ro.GetState() == "FAILED" {
 			return fmt.Errorf("app %s: %s\n  see `atoll app get %s --env %s`; a new update supersedes the failed rollout", a.Name, ro.GetMessage(), a.Name, envRef)
 		}
-		switch st.GetState() {
+		state := st.GetState()
+		if state == "RUNNING" && checked && healthy < st.GetDesired() {
+			state = "" // running, not yet healthy: wait for the checks
+		}
+		switch state {
 		case "RUNNING", "STOPPED":
 			if c.json() {
 				return printJSON(c.e.stdout, a)
@@ -633,10 +679,26 @@ func printApp(w io.Writer, a *atollv1.App, envName string, names map[string]stri
 		if in.AppVersion != specVersion(a) {
 			state += fmt.Sprintf(" (v%d)", in.AppVersion)
 		}
-		irows = append(irows, []string{in.Id, nodeName(names, in.NodeId), state, strconv.Itoa(int(in.Restarts)),
+		irows = append(irows, []string{in.Id, nodeName(names, in.NodeId), state, instanceHealth(a, in), strconv.Itoa(int(in.Restarts)),
 			orDash(oneLine(in.LastError)), ago(started, now)})
 	}
-	table(w, []string{"INSTANCE", "NODE", "STATE", "RESTARTS", "LAST ERROR", "AGE"}, irows)
+	table(w, []string{"INSTANCE", "NODE", "STATE", "HEALTH", "RESTARTS", "LAST ERROR", "AGE"}, irows)
+}
+
+// instanceHealth is the HEALTH column: healthy, unhealthy (why), pending
+// (running, not checked yet) or - (no health check, or not running).
+func instanceHealth(a *atollv1.App, in *atollv1.Instance) string {
+	switch {
+	case in.State != atollv1.InstanceState_INSTANCE_RUNNING:
+		return "-"
+	case in.Healthy:
+		return "healthy"
+	case in.HealthMessage != "":
+		return "unhealthy: " + oneLine(in.HealthMessage)
+	case a.GetHealthCheck() != nil && in.AppVersion == specVersion(a):
+		return "pending"
+	}
+	return "-"
 }
 
 // specVersion is the version of the app's container spec: instances of
@@ -864,6 +926,7 @@ func changedWhat(paths []string) string {
 	names := map[string]string{
 		"source": "image", "resourceRequests": "resources", "publicEndpoint": "public endpoint",
 		"volumeMounts": "volumes", "variableSetMounts": "variable sets", "fileMounts": "files", "isActive": "active",
+		"healthCheck": "health check",
 	}
 	out := make([]string, len(paths))
 	for i, p := range paths {

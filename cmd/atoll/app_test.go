@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,5 +421,49 @@ func testLogsFollow(t *testing.T, cli cliRunner) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("app logs -f did not return after cancel")
+	}
+}
+
+func TestHealthFlags(t *testing.T) {
+	apply := func(create bool, app *atollv1.App, args ...string) ([]string, error) {
+		fs := newTestFlagSet()
+		var f appFlags
+		f.register(fs, create)
+		if _, err := parseInterspersed(fs, args); err != nil {
+			t.Fatal(err)
+		}
+		return f.apply(app, setFlags(fs), create)
+	}
+	app := &atollv1.App{}
+	paths, err := apply(true, app, "--port", "8080", "--health-path", "/healthz", "--health-port", "8080", "--health-interval", "5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc := app.HealthCheck; hc.GetHttpPath() != "/healthz" || hc.GetPort() != 8080 || hc.GetIntervalSeconds() != 5 || !slices.Contains(paths, "healthCheck") {
+		t.Fatalf("health check %v paths %v", hc, paths)
+	}
+	if _, err := apply(false, app, "--health-interval", "1500ms"); err == nil {
+		t.Fatal("--health-interval 1500ms: want an error (whole seconds)")
+	}
+	if _, err := apply(false, app, "--health-path="); err != nil || app.HealthCheck != nil {
+		t.Fatalf("--health-path= keeps %v (%v)", app.HealthCheck, err)
+	}
+	if got := changedWhat([]string{"healthCheck"}); got != "health check" {
+		t.Errorf("changedWhat: %q", got)
+	}
+	a := &atollv1.App{SpecVersion: 1, HealthCheck: &atollv1.HealthCheck{HttpPath: "/h"}}
+	run := atollv1.InstanceState_INSTANCE_RUNNING
+	for _, tc := range []struct {
+		in   *atollv1.Instance
+		want string
+	}{
+		{&atollv1.Instance{State: run, AppVersion: 1}, "pending"},
+		{&atollv1.Instance{State: run, AppVersion: 1, Healthy: true}, "healthy"},
+		{&atollv1.Instance{State: run, AppVersion: 1, HealthMessage: "GET /h: 503"}, "unhealthy: GET /h: 503"},
+		{&atollv1.Instance{State: atollv1.InstanceState_INSTANCE_FAILED, AppVersion: 1}, "-"},
+	} {
+		if got := instanceHealth(a, tc.in); got != tc.want {
+			t.Errorf("instanceHealth(%v) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -146,6 +146,10 @@ func newMux() http.Handler {
 		fmt.Fprintf(w, "hello from %s\n", host)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		// HEALTHZ_STATUS chooses the answer (e.g. 503: a failing check).
+		if c, err := strconv.Atoi(os.Getenv("HEALTHZ_STATUS")); err == nil && c >= 100 && c <= 999 {
+			w.WriteHeader(c)
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
