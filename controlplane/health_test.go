@@ -87,8 +87,16 @@ func TestHealthCheckRoutingStatusAndRollout(t *testing.T) {
 		st.Instances[0].State != atollv1.InstanceState_INSTANCE_RUNNING || st.Instances[0].HealthMessage != "GET /healthz: 503" {
 		t.Fatalf("unhealthy app status %v", st)
 	}
+	// The environment stays RUNNING and names the unhealthy instance.
+	f.c.WaitState(schedWait, "environment message naming the unhealthy instance", func(tx *state.Txn) bool {
+		e := tx.Environment(f.env.Id)
+		return e.Status == atollv1.EnvironmentStatus_RUNNING && strings.Contains(e.StatusMessage, "app web: instance "+v1+" unhealthy: GET /healthz: 503")
+	})
 	agent.SetHealth(v1, true, "")
 	routed([]string{addr})
+	f.c.WaitState(schedWait, "environment message cleared", func(tx *state.Txn) bool {
+		return tx.Environment(f.env.Id).StatusMessage == ""
+	})
 
 	// A rollout waits for the new instance to be healthy.
 	upd := f.setImage(t, app.Id, "2")

@@ -142,6 +142,11 @@ func (a *applier) deriveRunStatus(envID string) (atollv1.EnvironmentStatus, stri
 		var errMsg string
 		insts := a.tx.AppInstances(app.Id)
 		for _, in := range insts {
+			if in.DesiredRunning && Unhealthy(a.tx, app, in) {
+				// Serving nothing (out of the routes), not failed: noted
+				// like a halted rollout, the environment stays RUNNING.
+				halted = append(halted, fmt.Sprintf("app %s: instance %s unhealthy: %s", app.Name, in.Id, in.HealthMessage))
+			}
 			switch in.State {
 			case atollv1.InstanceState_INSTANCE_RUNNING:
 				running++
