@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/atollhq/atoll/controlplane/cptest"
+	"github.com/atollhq/atoll/controlplane/state"
 	atollv1 "github.com/atollhq/atoll/proto/atoll/v1"
 )
 
@@ -203,5 +204,50 @@ func TestPeersProblem(t *testing.T) {
 	peers[1].Leader = true
 	if err := peersProblem(peers, "a", "x:1"); err != nil {
 		t.Fatalf("with a leader: %v", err)
+	}
+}
+
+// app create --wait with a health check waits for the check and says so:
+// "✓ healthy" once the new instance passes it (journey 1).
+func TestWaitHealthy(t *testing.T) {
+	c := cptest.NewCluster(t, 1)
+	agent := c.NewFakeAgent(cptest.FakeAgentConfig{Name: "host-1"})
+	cli := cliRunner{t: t, addr: c.Servers[0].GRPCAddr(), token: c.AdminToken}
+	cli.ok("env", "create", "demo", "--cpu", "2", "--memory", "2Gi", "--storage", "1Gi")
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, _, err := cli.run("app", "create", "web", "--env", "demo", "--image", "hello:1", "--cpu", "100m", "--memory", "64Mi",
+			"--port", "8080", "--health-path", "/healthz", "--wait", "--timeout", "60s")
+		done <- result{out, err}
+	}()
+	var inst string
+	c.WaitState(30*time.Second, "the instance running", func(tx *state.Txn) bool {
+		all, _ := tx.AllInstances()
+		for _, in := range all {
+			if in.State == atollv1.InstanceState_INSTANCE_RUNNING {
+				inst = in.Id
+				return true
+			}
+		}
+		return false
+	})
+	select {
+	case r := <-done:
+		t.Fatalf("--wait returned before the health check passed: %v\n%s", r.err, r.out)
+	default:
+	}
+	agent.SetHealth(inst, true, "")
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("app create --wait: %v\n%s", r.err, r.out)
+		}
+		mustContain(t, "app create --wait with a health check", r.out, "✓ started", "✓ healthy (1/1)")
+	case <-time.After(60 * time.Second):
+		t.Fatal("app create --wait did not return after the instance became healthy")
 	}
 }
