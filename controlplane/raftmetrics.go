@@ -22,6 +22,12 @@ func (s *Server) registerRaftMetrics(reg prometheus.Registerer) {
 		}},
 		"last_log_index": {"Last raft log index.", func() float64 { return float64(s.raft.LastIndex()) }},
 	})
+	if s.certs != nil {
+		metrics.GaugeFuncs(reg, "tls", map[string]g{
+			"certificate_expiry_timestamp_seconds": {"When this server's TLS certificate expires (Unix time; it follows a reload): alert well before.",
+				func() float64 { return float64(s.certs.NotAfter().Unix()) }},
+		})
+	}
 	metrics.NewObjectCounter(reg, func() map[string]int {
 		st, _ := s.fsm.State()
 		tx := st.Snapshot()

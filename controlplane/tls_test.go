@@ -3,11 +3,15 @@ package controlplane_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,6 +224,25 @@ func TestTLSReload(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "after-reload") {
 		t.Fatalf("REST after the reload: %d %s", resp.StatusCode, body)
+	}
+	// The expiry metric follows the certificate served.
+	pemBytes, err := os.ReadFile(files.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(pemBytes)
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mresp, err := hc.Get("https://" + s.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if want := fmt.Sprintf("atoll_tls_certificate_expiry_timestamp_seconds %s", strconv.FormatFloat(float64(leaf.NotAfter.Unix()), 'g', -1, 64)); !strings.Contains(string(mbody), want) {
+		t.Fatalf("metrics lack %q", want)
 	}
 
 	// A broken key: the reload fails naming it, the server keeps serving 3.

@@ -200,6 +200,23 @@ func (r *Reloader) Certificate() *tls.Certificate {
 	return r.cur.Load().cert
 }
 
+// NotAfter is when the current certificate expires (zero without one), for
+// an expiry metric: a rotation shows up as a later time.
+func (r *Reloader) NotAfter() time.Time {
+	c := r.Certificate()
+	if c == nil || len(c.Certificate) == 0 {
+		return time.Time{}
+	}
+	if c.Leaf != nil {
+		return c.Leaf.NotAfter
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return time.Time{}
+	}
+	return leaf.NotAfter
+}
+
 // CAPool is the current CA pool (nil without CAFile).
 func (r *Reloader) CAPool() *x509.CertPool {
 	r.maybeCheck()
