@@ -1,8 +1,6 @@
 package controlplane
 
 import (
-	"encoding/json"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -69,32 +67,4 @@ func (s *Server) readinessLoop() {
 		case <-changed:
 		}
 	}
-}
-
-// readyzHandler answers GET /readyz: 200 {"ready":true} or 503
-// {"ready":false,"reason":...}. /healthz stays a liveness check (the
-// process answers).
-func (s *Server) readyzHandler(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/readyz" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, `{"code":"METHOD_NOT_ALLOWED","message":"/readyz accepts GET and HEAD"}`, http.StatusMethodNotAllowed)
-			return
-		}
-		ready, reason := s.Readiness()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		body := map[string]any{"ready": ready, "server": s.id}
-		code := http.StatusOK
-		if !ready {
-			body["reason"] = reason
-			code = http.StatusServiceUnavailable
-		}
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(body)
-	})
 }

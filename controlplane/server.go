@@ -349,11 +349,11 @@ func (s *Server) Start() error {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
-	gw, err := api.NewGateway(s.ctx, s.grpcAdvertise(), s.dialCreds(), s.cfg.Gatherer, s.log)
+	gw, err := api.NewGateway(s.ctx, s.grpcAdvertise(), s.dialCreds(), s.cfg.Gatherer, s.log, s.Readiness)
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: s.readyzHandler(gw), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.serverTLS}
+	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.serverTLS}
 
 	s.wg.Add(3)
 	go func() {

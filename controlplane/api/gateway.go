@@ -54,7 +54,10 @@ var (
 // /metrics and /healthz. It calls the server's own gRPC endpoint, so every
 // REST call goes through the same interceptors (auth, forwarding, metrics);
 // creds are the transport credentials of that call (nil: plaintext).
-func NewGateway(ctx context.Context, grpcAddr string, creds credentials.TransportCredentials, gatherer prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
+//
+// ready, when set, answers GET /readyz: 200 {"ready":true}, or 503 with the
+// reason the server cannot serve (no token: load balancers probe it).
+func NewGateway(ctx context.Context, grpcAddr string, creds credentials.TransportCredentials, gatherer prometheus.Gatherer, log *slog.Logger, ready func() (bool, string)) (http.Handler, error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
@@ -115,6 +118,18 @@ func NewGateway(ctx context.Context, grpcAddr string, creds credentials.Transpor
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	if ready != nil {
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			ok, reason := ready()
+			body := map[string]any{"ready": ok}
+			code := http.StatusOK
+			if !ok {
+				body["reason"], code = reason, http.StatusServiceUnavailable
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			writeJSON(w, code, body)
+		})
+	}
 	mux.Handle("GET /v1/environments/{id}/watch", &sseWatch{conn: conn, log: log})
 	mux.Handle("POST /{method...}", connectHandler(conn, gw))
 	mux.Handle("/", streamErrors(gw))
