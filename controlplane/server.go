@@ -590,17 +590,11 @@ func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, string, erro
 // cluster (nil when it is in the raft configuration): it was removed from
 // it, or it has not joined one yet.
 func (s *Server) membershipProblem() error {
-	f := s.raft.GetConfiguration()
-	if f.Error() != nil {
+	_, in, n := s.ownEntry()
+	if n < 0 || in {
 		return nil
 	}
-	servers := f.Configuration().Servers
-	for _, srv := range servers {
-		if srv.ID == raft.ServerID(s.id) {
-			return nil
-		}
-	}
-	if len(servers) == 0 {
+	if n == 0 {
 		if len(s.cfg.Join) > 0 {
 			return apierr.Unavailable("server %s has not joined the cluster yet (joining via %s; its log says why if this lasts): retry shortly, or use another server",
 				s.id, strings.Join(s.cfg.Join, ","))
@@ -612,10 +606,11 @@ func (s *Server) membershipProblem() error {
 }
 
 // Replaying reports whether the state is still being rebuilt from the raft
-// log after a restart: it has not applied the entries that were on disk at
-// start, and (as leader) has not caught up with its term. Entries on disk
-// that were never committed are dropped by the new leader instead, so a
-// known leader with this server applying past nothing new also ends it.
+// log after a restart. It ends (for good) once the state has applied the
+// last entry that was on disk at start, or this server leads and has caught
+// up with its term, or it follows a known leader and has applied all that
+// is committed (entries on disk that were never committed may be dropped
+// by the leader, so the first condition alone could wait forever).
 func (s *Server) Replaying() bool {
 	if s.replayed.Load() {
 		return false
@@ -632,14 +627,23 @@ func (s *Server) Replaying() bool {
 // memberAtThisAddress reports whether the raft configuration this server
 // holds lists it with its current raft address.
 func (s *Server) memberAtThisAddress() bool {
+	srv, in, _ := s.ownEntry()
+	return in && srv.Address == s.trans.LocalAddr()
+}
+
+// ownEntry is this server's entry in the raft configuration it holds,
+// whether there is one, and how many servers that configuration has (-1:
+// it cannot be read).
+func (s *Server) ownEntry() (raft.Server, bool, int) {
 	f := s.raft.GetConfiguration()
 	if f.Error() != nil {
-		return false
+		return raft.Server{}, false, -1
 	}
-	for _, srv := range f.Configuration().Servers {
+	servers := f.Configuration().Servers
+	for _, srv := range servers {
 		if srv.ID == raft.ServerID(s.id) {
-			return srv.Address == s.trans.LocalAddr()
+			return srv, true, len(servers)
 		}
 	}
-	return false
+	return raft.Server{}, false, len(servers)
 }
