@@ -215,16 +215,6 @@ func ttlHours(ttl string) any {
 	return int64(d.Hours())
 }
 
-// fresh reads e again through the API (its public URLs are filled in on a
-// read); e itself when that fails.
-func (b *blueberry) fresh(r *http.Request, e *atollv1.Environment) *atollv1.Environment {
-	got, err := atollv1.NewEnvironmentServiceClient(b.conn).GetEnvironment(outgoingAuth(r), &atollv1.GetEnvironmentRequest{EnvironmentId: e.Id})
-	if err != nil {
-		return e
-	}
-	return got
-}
-
 // forwardEnv forwards r to atoll's route and answers with the environment
 // it returns, through shape; an error is answered as it is.
 func (b *blueberry) forwardEnv(w http.ResponseWriter, r *http.Request, shape func(*atollv1.Environment) any) {
@@ -455,7 +445,7 @@ func (b *blueberry) create(w http.ResponseWriter, r *http.Request) {
 	}
 	setBody(r, raw, out)
 	b.forwardEnv(w, r, func(e *atollv1.Environment) any {
-		return map[string]any{"status": "success", "environment": b.present(b.fresh(r, e))}
+		return map[string]any{"status": "success", "environment": b.present(e)}
 	})
 }
 
@@ -495,7 +485,7 @@ func (b *blueberry) update(w http.ResponseWriter, r *http.Request) {
 	}
 	setBody(r, raw, out)
 	b.forwardEnv(w, r, func(e *atollv1.Environment) any {
-		return map[string]any{"status": "success", "environment": b.present(b.fresh(r, e))}
+		return map[string]any{"status": "success", "environment": b.present(e)}
 	})
 }
 
@@ -510,7 +500,7 @@ func (b *blueberry) delete(w http.ResponseWriter, r *http.Request, id string) {
 
 func (b *blueberry) reconcile(w http.ResponseWriter, r *http.Request) {
 	b.forwardEnv(w, r, func(e *atollv1.Environment) any {
-		return map[string]any{"status": "success", "message": "Status reconciliation initiated", "environment": b.present(b.fresh(r, e))}
+		return map[string]any{"status": "success", "message": "Status reconciliation initiated", "environment": b.present(e)}
 	})
 }
 
@@ -689,7 +679,7 @@ func (b *blueberry) list(w http.ResponseWriter, r *http.Request) {
 	}
 	list := make([]any, 0, len(items))
 	for _, e := range items {
-		list = append(list, b.present(b.fresh(r, e)))
+		list = append(list, b.present(e))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"environments": list, "total": len(matched), "limit": limit, "offset": offset,
 		"totalCount": len(matched), "nextPageToken": next})
