@@ -361,6 +361,9 @@ func (lf *logFollow) follow(tx *state.Txn) error {
 				if err := lf.handle(ev); err != nil {
 					return err
 				}
+				if ev.line != nil {
+					continue // a line never ends the call: only a stream's end can
+				}
 				if end, err := lf.settled(); end || err != nil {
 					return err
 				}
