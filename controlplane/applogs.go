@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/atollhq/atoll/controlplane/api"
@@ -32,27 +31,14 @@ func (d *dispatcher) ForwardAppLogs(ctx context.Context, req *atollv1.GetAppLogs
 	if s.IsLeader() {
 		return false, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if len(md.Get(forwardedHeader)) > 0 {
-		return true, apierr.Unavailable("server %s received forwarded logs but is not the leader (leadership is changing); retry", s.id)
-	}
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-	conn, leader, err := s.leaderConn(wctx)
-	wcancel()
+	conn, leader, octx, err := s.forwardTarget(ctx, "/atoll.v1.AppService/GetAppLogs")
 	if err != nil {
 		return true, err
 	}
 	if conn == nil { // became leader meanwhile
 		return false, nil
 	}
-	out := metadata.MD{}
-	for _, k := range []string{"authorization", "x-request-id", api.OrgHeader} {
-		if v := md.Get(k); len(v) > 0 {
-			out.Set(k, v...)
-		}
-	}
-	out.Set(forwardedHeader, s.id)
-	fctx, cancel := context.WithCancelCause(ctx)
+	fctx, cancel := context.WithCancelCause(octx)
 	defer cancel(nil)
 	go func() {
 		t := time.NewTicker(leaderWatchPeriod)
@@ -73,7 +59,7 @@ func (d *dispatcher) ForwardAppLogs(ctx context.Context, req *atollv1.GetAppLogs
 			}
 		}
 	}()
-	stream, err := atollv1.NewAppServiceClient(conn).GetAppLogs(metadata.NewOutgoingContext(fctx, out), req)
+	stream, err := atollv1.NewAppServiceClient(conn).GetAppLogs(fctx, req)
 	if err == nil {
 		err = pipe(stream.Recv, send)
 	}

@@ -94,13 +94,7 @@ func (s *Server) forwardUnary(ctx context.Context, req any, info *grpc.UnaryServ
 		}
 		return h(ctx, req)
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if len(md.Get(forwardedHeader)) > 0 {
-		return nil, apierr.Unavailable("server %s received a forwarded call but is not the leader (leadership is changing); retry", s.id)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	conn, leader, err := s.leaderConn(wctx)
-	cancel()
+	conn, leader, octx, err := s.forwardTarget(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
@@ -111,16 +105,8 @@ func (s *Server) forwardUnary(ctx context.Context, req any, info *grpc.UnaryServ
 	if err != nil {
 		return nil, err
 	}
-	out := metadata.MD{}
-	for _, k := range []string{"authorization", "x-request-id", api.OrgHeader} {
-		if v := md.Get(k); len(v) > 0 {
-			out.Set(k, v...)
-		}
-	}
-	out.Set(forwardedHeader, s.id)
-	s.metrics.ForwardedCalls.WithLabelValues(info.FullMethod).Inc()
 	var header metadata.MD
-	err = conn.Invoke(metadata.NewOutgoingContext(ctx, out), info.FullMethod, req, resp, grpc.Header(&header))
+	err = conn.Invoke(octx, info.FullMethod, req, resp, grpc.Header(&header))
 	if len(header) > 0 {
 		_ = grpc.SetHeader(ctx, header)
 	}
@@ -195,4 +181,31 @@ func newResponse(fullMethod string) (proto.Message, error) {
 	}
 	responseTypes.Store(fullMethod, mt)
 	return mt.New().Interface(), nil
+}
+
+// forwardTarget prepares a call this follower relays to the leader: the
+// leader's connection and id, and the outgoing context carrying the
+// caller's credentials and the forwarded mark (counted in ForwardedCalls).
+// A call that was forwarded already is refused (leadership is moving); a
+// nil connection means this server became the leader meanwhile.
+func (s *Server) forwardTarget(ctx context.Context, method string) (*grpc.ClientConn, string, context.Context, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if len(md.Get(forwardedHeader)) > 0 {
+		return nil, "", nil, apierr.Unavailable("server %s received a forwarded call but is not the leader (leadership is changing); retry", s.id)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	conn, leader, err := s.leaderConn(wctx)
+	cancel()
+	if err != nil || conn == nil {
+		return nil, leader, nil, err
+	}
+	out := metadata.MD{}
+	for _, k := range []string{"authorization", "x-request-id", api.OrgHeader} {
+		if v := md.Get(k); len(v) > 0 {
+			out.Set(k, v...)
+		}
+	}
+	out.Set(forwardedHeader, s.id)
+	s.metrics.ForwardedCalls.WithLabelValues(method).Inc()
+	return conn, leader, metadata.NewOutgoingContext(ctx, out), nil
 }
