@@ -35,9 +35,11 @@ type Operator interface {
 	ClusterKey() []byte
 }
 
-// Sealer encrypts secret values before they enter the raft log.
+// Sealer encrypts secret values before they enter the raft log, and opens
+// them again (an update that gives a secret's current value changes nothing).
 type Sealer interface {
 	Seal(plain string) (string, error)
+	Open(sealed string) (string, error)
 }
 
 // Options tune the services.

@@ -20,7 +20,7 @@ import (
 )
 
 // MaxFileBytes is the largest file content accepted.
-const MaxFileBytes = 1 << 20
+const MaxFileBytes = fsm.MaxFileBytes
 
 // SecretMask replaces secret values in responses.
 const SecretMask = "********"
@@ -74,20 +74,33 @@ func (s *volumeService) CreateVolume(ctx context.Context, req *atollv1.CreateVol
 	return out.(*atollv1.Volume), nil
 }
 
+// byRef finds the object whose id or name is ref.
+func byRef[T interface {
+	GetId() string
+	GetName() string
+}](objs []T, ref string) (T, bool) {
+	for _, o := range objs {
+		if o.GetId() == ref || o.GetName() == ref {
+			return o, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
 func (s *Services) volumeRef(ctx context.Context, envID, ref string) (*atollv1.Volume, error) {
 	tx := s.snap()
 	env, err := s.liveEnvOf(ctx, tx, "envId", envID)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range tx.Volumes(env.Id) {
-		if v.Id == ref || v.Name == ref {
-			out := proto.Clone(v).(*atollv1.Volume)
-			out.MountedBy = fsm.VolumeUsers(tx, v)
-			return out, nil
-		}
+	v, ok := byRef(tx.Volumes(env.Id), ref)
+	if !ok {
+		return nil, apierr.NotFound("volume", ref)
 	}
-	return nil, apierr.NotFound("volume", ref)
+	out := proto.Clone(v).(*atollv1.Volume)
+	out.MountedBy = fsm.VolumeUsers(tx, v)
+	return out, nil
 }
 
 func (s *volumeService) GetVolume(ctx context.Context, req *atollv1.GetVolumeRequest) (*atollv1.Volume, error) {
@@ -176,14 +189,13 @@ func (s *Services) varSetRef(ctx context.Context, envID, ref string) (*atollv1.V
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range tx.VariableSets(env.Id) {
-		if v.Id == ref || v.Name == ref {
-			out := maskSecrets(v)
-			out.MountedBy = fsm.VariableSetUsers(tx, v)
-			return out, nil
-		}
+	v, ok := byRef(tx.VariableSets(env.Id), ref)
+	if !ok {
+		return nil, apierr.NotFound("variable set", ref)
 	}
-	return nil, apierr.NotFound("variable set", ref)
+	out := maskSecrets(v)
+	out.MountedBy = fsm.VariableSetUsers(tx, v)
+	return out, nil
 }
 
 func (s *varSetService) GetVariableSet(ctx context.Context, req *atollv1.GetVariableSetRequest) (*atollv1.VariableSet, error) {
@@ -360,18 +372,17 @@ func (s *Services) fileRef(ctx context.Context, envID, ref string, withContent b
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range tx.Files(env.Id) {
-		if f.Id == ref || f.Name == ref {
-			out := proto.Clone(f).(*atollv1.File)
-			out.Version = fsm.FileVersion(f)
-			out.MountedBy = fsm.FileUsers(tx, f)
-			if !withContent {
-				out.Content = nil
-			}
-			return out, nil
-		}
+	f, ok := byRef(tx.Files(env.Id), ref)
+	if !ok {
+		return nil, apierr.NotFound("file", ref)
 	}
-	return nil, apierr.NotFound("file", ref)
+	out := proto.Clone(f).(*atollv1.File)
+	out.Version = fsm.FileVersion(f)
+	out.MountedBy = fsm.FileUsers(tx, f)
+	if !withContent {
+		out.Content = nil
+	}
+	return out, nil
 }
 
 func (s *fileService) GetFile(ctx context.Context, req *atollv1.GetFileRequest) (*atollv1.File, error) {
@@ -421,13 +432,8 @@ func (s *varSetService) UpdateVariableSet(ctx context.Context, req *atollv1.Upda
 	if err != nil {
 		return nil, err
 	}
-	var cur *atollv1.VariableSet
-	for _, o := range tx.VariableSets(env.Id) {
-		if o.Id == req.VariableSetId || o.Name == req.VariableSetId {
-			cur = o
-		}
-	}
-	if cur == nil {
+	cur, ok := byRef(tx.VariableSets(env.Id), req.VariableSetId)
+	if !ok {
 		return nil, apierr.NotFound("variable set", req.VariableSetId)
 	}
 	var v apierr.Violations
@@ -557,8 +563,8 @@ func (s *Services) plainValue(v *atollv1.Variable) string {
 	if !v.Secret || !strings.HasPrefix(v.Value, keyring.Prefix) {
 		return v.Value
 	}
-	if o, ok := s.opts.Secrets.(interface{ Open(string) (string, error) }); ok {
-		if plain, err := o.Open(v.Value); err == nil {
+	if s.opts.Secrets != nil {
+		if plain, err := s.opts.Secrets.Open(v.Value); err == nil {
 			return plain
 		}
 	}
@@ -571,13 +577,8 @@ func (s *fileService) UpdateFile(ctx context.Context, req *atollv1.UpdateFileReq
 	if err != nil {
 		return nil, err
 	}
-	var cur *atollv1.File
-	for _, o := range tx.Files(env.Id) {
-		if o.Id == req.FileId || o.Name == req.FileId {
-			cur = o
-		}
-	}
-	if cur == nil {
+	cur, ok := byRef(tx.Files(env.Id), req.FileId)
+	if !ok {
 		return nil, apierr.NotFound("file", req.FileId)
 	}
 	var v apierr.Violations

@@ -213,6 +213,9 @@ func variablesEqual(x, y map[string]*atollv1.Variable) bool {
 // variables) may hold.
 const MaxVariables = 256
 
+// MaxFileBytes is the largest file content.
+const MaxFileBytes = 1 << 20
+
 func (a *applier) applyUpdateVariableSet(c *atollv1.UpdateVariableSetCmd) (*atollv1.VariableSet, error) {
 	cur := a.tx.VariableSet(c.VariableSetId)
 	if cur == nil || cur.OrgId != a.cmd.OrgId {
@@ -288,7 +291,7 @@ func (a *applier) applyUpdateFile(c *atollv1.UpdateFileCmd) (*atollv1.File, erro
 	if c.ExpectedVersion != 0 && c.ExpectedVersion != FileVersion(cur) {
 		return nil, apierr.Aborted("file %s is at version %d, not the expected %d: re-read it and retry", cur.Id, FileVersion(cur), c.ExpectedVersion)
 	}
-	if len(c.Content) > 1<<20 {
+	if len(c.Content) > MaxFileBytes {
 		return nil, apierr.InvalidField("content", "at most 1 MiB (got %d bytes)", len(c.Content))
 	}
 	if bytes.Equal(c.Content, cur.Content) {

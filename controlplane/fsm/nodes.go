@@ -118,7 +118,7 @@ func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
 	}
 	// Capacity re-check per node: what stays + what is placed <= allocatable.
 	add := map[string]quota.Vec{}
-	checkedNode, checkedApp := map[string]bool{}, map[string]bool{}
+	checkedNode, apps := map[string]bool{}, map[string]*atollv1.App{}
 	for _, in := range c.Place {
 		if !checkedNode[in.NodeId] {
 			n := a.tx.Node(in.NodeId)
@@ -127,14 +127,14 @@ func (a *applier) applyApplyPlan(c *atollv1.ApplyPlanCmd) error {
 			}
 			checkedNode[in.NodeId] = true
 		}
-		if !checkedApp[in.AppId] {
-			app := a.tx.App(in.AppId)
-			if app == nil || app.IsDeleted {
+		app := apps[in.AppId]
+		if app == nil {
+			if app = a.tx.App(in.AppId); app == nil || app.IsDeleted {
 				return apierr.Aborted("stale plan: app %s is gone", in.AppId)
 			}
-			checkedApp[in.AppId] = true
+			apps[in.AppId] = app
 		}
-		if app := a.tx.App(in.AppId); in.AppVersion != SpecVersion(app) {
+		if in.AppVersion != SpecVersion(app) {
 			return apierr.Aborted("stale plan: instance %s is for version %d of app %s, whose spec is at version %d", in.Id, in.AppVersion, in.AppId, SpecVersion(app))
 		}
 		if a.tx.Instance(in.Id) != nil {

@@ -183,10 +183,7 @@ func (a *applier) dropInstance(in *atollv1.Instance) error {
 	if err := a.tx.Delete(state.TableInstances, in); err != nil {
 		return err
 	}
-	if a.prune == nil {
-		a.prune = map[string]bool{}
-	}
-	a.prune[in.AppId] = true
+	a.touchApp(in.AppId)
 	return nil
 }
 
