@@ -64,11 +64,9 @@ type Server struct {
 	schedMetrics schedMetrics
 
 	leaderReady atomic.Bool
-	// hadState: raft found a log or snapshot at start (a restart).
 	// replayTo is the last log index on disk then; replayed turns true once
 	// the state has applied that far (or this server led and caught up),
 	// see Replaying.
-	hadState bool
 	replayTo uint64
 	replayed atomic.Bool
 	// Consistent reads (reads.go).
@@ -237,7 +235,6 @@ func (s *Server) setupRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	s.raft = r
-	s.hadState = existing
 	s.replayTo = r.LastIndex()
 	if cfg.Bootstrap && !existing {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: s.trans.LocalAddr()}}})
@@ -381,7 +378,7 @@ func (s *Server) Start() error {
 		defer s.wg.Done()
 		s.readinessLoop()
 	}()
-	if len(s.cfg.Join) > 0 && s.hadState && s.memberAtThisAddress() {
+	if len(s.cfg.Join) > 0 && s.memberAtThisAddress() {
 		// A restart of a member at the same address: it is in the
 		// configuration it kept, so it needs no join (the others may still
 		// be replaying their logs). A new address needs the join, which
@@ -616,7 +613,7 @@ func (s *Server) Replaying() bool {
 		return false
 	}
 	applied := s.raft.AppliedIndex()
-	followingCaughtUp := s.raft.State() == raft.Follower && s.raft.Leader() != "" && applied >= s.raftStat("commit_index")
+	followingCaughtUp := s.raft.State() == raft.Follower && s.raft.Leader() != "" && applied >= s.raft.CommitIndex()
 	if applied >= s.replayTo || s.leaderReady.Load() || followingCaughtUp {
 		s.replayed.Store(true)
 		return false

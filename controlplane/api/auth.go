@@ -221,9 +221,8 @@ func notBearer(ctx context.Context) string {
 type Authenticator struct {
 	Lookup TokenLookup
 	// Replaying, when set and true, says the server's state is still being
-	// rebuilt from its raft log after a restart: a token it does not know
-	// yet may exist, so it answers UNAVAILABLE (retry) rather than
-	// UNAUTHENTICATED.
+	// rebuilt from its raft log after a restart: no token can be checked
+	// then (UNAVAILABLE, retry).
 	Replaying func() bool
 	// OrgSlug returns an organization's slug (paths may name it by slug).
 	OrgSlug func(orgID string) string
@@ -245,12 +244,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, fullMethod string) (co
 	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) > 256 {
 		return nil, apierr.Unauthenticated("invalid API token: atoll tokens start with \"atl_\"")
 	}
+	// Tokens are checked against the state: while it is still being rebuilt
+	// after a restart, a token may not exist yet, or its revocation may not
+	// be applied yet, so no answer from it can be trusted.
+	if a.Replaying != nil && a.Replaying() {
+		return nil, apierr.Unavailable("this server is still replaying its raft log after a restart and cannot check tokens yet; retry in a moment")
+	}
 	hash := HashToken(secret)
 	tok := a.Lookup(hash)
 	if tok == nil || subtle.ConstantTimeCompare([]byte(tok.SecretHash), []byte(hash)) != 1 {
-		if a.Replaying != nil && a.Replaying() {
-			return nil, apierr.Unavailable("this server is still replaying its raft log after a restart and does not know this token yet; retry in a moment")
-		}
 		return nil, apierr.Unauthenticated("invalid API token: unknown or revoked")
 	}
 	if tok.Revoked {
